@@ -1,0 +1,223 @@
+//! The AWS side's plumbing: one function builds the EC2 client from the
+//! standard chain (env, profile, web identity for OIDC, …) with our retry
+//! policy, and small predicates sort AWS errors into what a user must fix,
+//! what falls back to other capacity, and what is worth retrying.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::interceptors::InterceptorContext;
+use aws_sdk_ec2::config::retry::{ClassifyRetry, RetryAction};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::run_instances::RunInstancesError;
+
+/// An EC2 call that failed, with the action, AWS's words and our advice.
+#[derive(Debug, thiserror::Error)]
+#[error("ec2:{action} failed: {detail}{}", hint.as_ref().map(|h| format!(". {h}")).unwrap_or_default())]
+pub(crate) struct AwsError {
+    /// The EC2 action (RunInstances, …).
+    pub(crate) action: &'static str,
+    /// AWS's error code, when there is one.
+    pub(crate) code: Option<String>,
+    /// AWS's message, or a description of a transport failure.
+    pub(crate) detail: String,
+    /// What the user can do about it.
+    pub(crate) hint: Option<String>,
+}
+
+impl AwsError {
+    /// Builds the error from an SDK error, adding advice for the failures users meet.
+    pub(crate) fn from_sdk<E, R>(action: &'static str, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let code = err.code().map(str::to_owned);
+        let detail = match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            _ => describe_transport(err),
+        };
+        let hint = hint_for(action, code.as_deref(), &detail);
+        Self {
+            action,
+            code,
+            detail,
+            hint,
+        }
+    }
+
+    /// Whether this failure is about capacity or price in one place (type × AZ ×
+    /// market), so another candidate may well succeed.
+    pub(crate) fn is_capacity(&self) -> bool {
+        self.code.as_deref().is_some_and(is_capacity_code)
+    }
+}
+
+/// Walks the error's sources for the most telling description of a failure
+/// that never reached AWS (no credentials, no region, connection refused).
+fn describe_transport<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    text
+}
+
+/// Codes that mean "no capacity or price here, try elsewhere".
+pub(crate) fn is_capacity_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InsufficientInstanceCapacity"
+            | "InsufficientHostCapacity"
+            | "InsufficientReservedInstanceCapacity"
+            | "InsufficientCapacity"
+            | "InsufficientFreeAddressesInSubnet"
+            | "SpotMaxPriceTooLow"
+            | "MaxSpotInstanceCountExceeded"
+            | "Unsupported"
+            | "InstanceLimitExceeded"
+            | "VcpuLimitExceeded"
+    )
+}
+
+fn hint_for(action: &str, code: Option<&str>, detail: &str) -> Option<String> {
+    let hint = match code {
+        Some("UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => format!(
+            "The AWS credentials may not call ec2:{action}. Add it to the role's or user's IAM policy; `ec2-spot-runner policy` prints the six actions the tool needs"
+        ),
+        Some("AuthFailure.ServiceLinkedRoleCreationNotPermitted") => "This account has no service-linked role for EC2 Spot yet, and these credentials may not create it. Create it once with `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`, or set `market: on-demand`".to_owned(),
+        Some("AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "RequestExpired") => "The AWS credentials were rejected; check that aws-actions/configure-aws-credentials ran in this job and that the keys or role are current".to_owned(),
+        Some("InvalidAMIID.NotFound" | "InvalidAMIID.Malformed" | "InvalidAMIID.Unavailable") => "Check `image-id`: the AMI must exist in this region and be shared with this account".to_owned(),
+        Some("InvalidSubnetID.NotFound" | "InvalidSubnet") => "Check `subnet-ids`: each subnet must exist in this region".to_owned(),
+        Some("InvalidGroup.NotFound" | "InvalidSecurityGroupID.NotFound") => "Check `security-group-ids`: the groups must exist in the subnet's VPC".to_owned(),
+        Some("VPCIdNotSpecified" | "MissingInput") => "This region has no default VPC; give `subnet-ids`".to_owned(),
+        Some("InvalidParameterValue" | "InvalidParameterCombination") => "Check the instance inputs (instance-types, volume-size, root-device-name) against what the image and region support".to_owned(),
+        Some("IdempotentParameterMismatch") => "A launch with the same client token but different settings exists; use a new `label`".to_owned(),
+        Some(code) if is_capacity_code(code) => "No capacity for this type and zone right now; list more instance-types or allow on-demand with `market: spot-then-on-demand`".to_owned(),
+        Some("RequestLimitExceeded") => "EC2 kept throttling the calls; try again later or raise the account's API rate".to_owned(),
+        None if detail.contains("region") => "No AWS region is configured; set `aws-region`, or AWS_REGION (aws-actions/configure-aws-credentials does)".to_owned(),
+        None if detail.contains("credentials") => "No AWS credentials were found; run aws-actions/configure-aws-credentials before this step, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE".to_owned(),
+        None => "Check the network path to EC2 (AWS_ENDPOINT_URL, proxy settings)".to_owned(),
+        Some(_) => return None,
+    };
+    Some(hint)
+}
+
+/// How many attempts the SDK makes per call: throttling and 5xx answers are
+/// retried with jittered exponential backoff (the SDK's standard mode).
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Builds the EC2 client from the standard credential and region chain.
+pub(crate) async fn ec2_client(region: Option<String>) -> Result<Client, AwsError> {
+    let attempts = std::env::var("AWS_MAX_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=20).contains(n))
+        .unwrap_or(MAX_ATTEMPTS);
+    let retry = RetryConfig::standard()
+        .with_max_attempts(attempts)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10));
+    tracing::debug!(
+        attempts,
+        "EC2 retry policy: standard mode, jittered exponential backoff 200ms..10s"
+    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry);
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(AwsError {
+            action: "(configuration)",
+            code: None,
+            detail: "no AWS region is configured".to_owned(),
+            hint: Some("Set the `aws-region` input, or AWS_REGION (aws-actions/configure-aws-credentials does)".to_owned()),
+        });
+    }
+    let ec2_config = aws_sdk_ec2::config::Builder::from(&config)
+        .retry_classifier(CapacityIsFinal)
+        .build();
+    Ok(Client::from_conf(ec2_config))
+}
+
+/// EC2 answers some capacity errors (InsufficientInstanceCapacity) with a
+/// 500, which the SDK would retry in the same place with backoff. Another
+/// zone or type is the better next try, so these are final here and the
+/// launch walk moves on at once.
+#[derive(Debug)]
+struct CapacityIsFinal;
+
+impl ClassifyRetry for CapacityIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let code = ctx
+            .output_or_error()
+            .and_then(Result::err)
+            .and_then(|e| e.as_operation_error())
+            .and_then(|e| e.downcast_ref::<RunInstancesError>())
+            .and_then(ProvideErrorMetadata::code);
+        match code {
+            Some(code) if is_capacity_code(code) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "CapacityIsFinal"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_codes_fall_back_and_others_do_not() {
+        for code in [
+            "InsufficientInstanceCapacity",
+            "SpotMaxPriceTooLow",
+            "MaxSpotInstanceCountExceeded",
+            "Unsupported",
+            "InsufficientFreeAddressesInSubnet",
+        ] {
+            assert!(is_capacity_code(code), "{code}");
+        }
+        for code in [
+            "UnauthorizedOperation",
+            "InvalidAMIID.NotFound",
+            "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+        ] {
+            assert!(!is_capacity_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn missing_spot_role_names_the_one_time_fix() {
+        let hint = hint_for(
+            "RunInstances",
+            Some("AuthFailure.ServiceLinkedRoleCreationNotPermitted"),
+            "",
+        )
+        .unwrap();
+        assert!(
+            hint.contains(
+                "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com"
+            )
+        );
+    }
+
+    #[test]
+    fn denied_action_names_the_action() {
+        let hint = hint_for("ModifyVolume", Some("UnauthorizedOperation"), "").unwrap();
+        assert!(hint.contains("ec2:ModifyVolume"));
+    }
+}

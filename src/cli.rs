@@ -1,0 +1,216 @@
+//! Raw command-line arguments. Every option is a kebab-case `--flag` and an
+//! `INPUT_*` environment variable, so the composite action passes its inputs
+//! through `env:` and never through a `${{ }}` inside a script. Values stay
+//! strings here; `settings` turns them into checked types before any work.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run one GitHub Actions job on its own short-lived EC2 spot instance.
+#[derive(Debug, Parser)]
+#[command(name = "ec2-spot-runner", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Log verbosity: error, warn, info, debug or trace (RUNNER_DEBUG=1 also turns on debug).
+    #[arg(long, global = true, env = "INPUT_LOG_LEVEL")]
+    pub(crate) log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The modes of the tool; the action's `mode` input picks one.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Launch an instance that becomes an ephemeral runner for one job.
+    Start(StartArgs),
+    /// Terminate the instances of a label and remove their runners.
+    Stop(StopArgs),
+    /// Reap instances and runners that cancelled or crashed runs left behind.
+    Cleanup(CleanupArgs),
+    /// Print the minimal IAM policy the default path needs.
+    Policy(PolicyArgs),
+    /// Print the user-data script `start` would send (with a placeholder JIT config).
+    UserData(UserDataArgs),
+}
+
+/// How to reach and authenticate to GitHub.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct GithubArgs {
+    /// A token: fine-grained or classic personal access token, or an installation token.
+    #[arg(long, env = "INPUT_GITHUB_TOKEN", hide_env_values = true)]
+    pub(crate) github_token: Option<String>,
+    /// GitHub App id (numeric) or client id (Iv…), for App authentication.
+    #[arg(long, env = "INPUT_GITHUB_APP_ID")]
+    pub(crate) github_app_id: Option<String>,
+    /// The App's private key, PEM content (PKCS#1 or PKCS#8).
+    #[arg(long, env = "INPUT_GITHUB_APP_PRIVATE_KEY", hide_env_values = true)]
+    pub(crate) github_app_private_key: Option<String>,
+    /// Installation id; looked up for the repository or organization when absent.
+    #[arg(long, env = "INPUT_GITHUB_APP_INSTALLATION_ID")]
+    pub(crate) github_app_installation_id: Option<String>,
+    /// Repository `owner/name` the runner serves (default: GITHUB_REPOSITORY).
+    #[arg(long, env = "INPUT_REPOSITORY")]
+    pub(crate) repository: Option<String>,
+    /// Register the runner for this organization instead of the repository.
+    #[arg(long, env = "INPUT_ORGANIZATION")]
+    pub(crate) organization: Option<String>,
+    /// GitHub REST API base URL (default: GITHUB_API_URL, else https://api.github.com).
+    #[arg(long, env = "GITHUB_API_URL")]
+    pub(crate) github_api_url: Option<String>,
+}
+
+/// Which AWS region to use, when the standard chain should be overridden.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct AwsArgs {
+    /// AWS region (default: the standard chain, e.g. AWS_REGION).
+    #[arg(long, env = "INPUT_AWS_REGION")]
+    pub(crate) aws_region: Option<String>,
+}
+
+/// Inputs of `start`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct StartArgs {
+    #[command(flatten)]
+    pub(crate) github: GithubArgs,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    #[command(flatten)]
+    pub(crate) instance: InstanceArgs,
+    /// How to buy capacity: spot, on-demand, or spot-then-on-demand (default).
+    #[arg(long, env = "INPUT_MARKET")]
+    pub(crate) market: Option<String>,
+    /// Restrict launches to these availability zones, comma or newline separated.
+    #[arg(long, env = "INPUT_AVAILABILITY_ZONES")]
+    pub(crate) availability_zones: Option<String>,
+    /// Highest acceptable spot price in USD per hour, e.g. 0.05.
+    #[arg(long, env = "INPUT_MAX_SPOT_PRICE")]
+    pub(crate) max_spot_price: Option<String>,
+    /// On a re-run (GITHUB_RUN_ATTEMPT > 1) go on-demand straight away: true (default) or false.
+    #[arg(long, env = "INPUT_ON_DEMAND_ON_RETRY")]
+    pub(crate) on_demand_on_retry: Option<String>,
+    /// How many runners to launch with the same label (default 1).
+    #[arg(long, env = "INPUT_COUNT")]
+    pub(crate) count: Option<String>,
+    /// With count > 1: succeed when at least one runner started (default false).
+    #[arg(long, env = "INPUT_ALLOW_PARTIAL")]
+    pub(crate) allow_partial: Option<String>,
+    /// Launch the root volume with raised IOPS/throughput, dropped to baseline after boot (default true).
+    #[arg(long, env = "INPUT_BOOT_BOOST")]
+    pub(crate) boot_boost: Option<String>,
+    /// What to wait for before returning: running (default), online, or none.
+    #[arg(long, env = "INPUT_WAIT_FOR")]
+    pub(crate) wait_for: Option<String>,
+    /// How long start may take in all, e.g. 5m (default 5m).
+    #[arg(long, env = "INPUT_TIMEOUT")]
+    pub(crate) timeout: Option<String>,
+}
+
+/// Everything that shapes the launched instance and its runner.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct InstanceArgs {
+    /// AMI id, e.g. ami-0123456789abcdef0 (required).
+    #[arg(long, env = "INPUT_IMAGE_ID")]
+    pub(crate) image_id: Option<String>,
+    /// Acceptable instance types, comma or newline separated, preferred first.
+    #[arg(long, env = "INPUT_INSTANCE_TYPES")]
+    pub(crate) instance_types: Option<String>,
+    /// Subnet ids, comma or newline separated (default: the default VPC).
+    #[arg(long, env = "INPUT_SUBNET_IDS")]
+    pub(crate) subnet_ids: Option<String>,
+    /// Security group ids, comma or newline separated (default: the VPC's default group).
+    #[arg(long, env = "INPUT_SECURITY_GROUP_IDS")]
+    pub(crate) security_group_ids: Option<String>,
+    /// Runner label (default: unique per run, attempt and job).
+    #[arg(long, env = "INPUT_LABEL")]
+    pub(crate) label: Option<String>,
+    /// Extra runner labels, comma or newline separated.
+    #[arg(long, env = "INPUT_LABELS")]
+    pub(crate) labels: Option<String>,
+    /// Extra tags `key=value`, one per line or comma separated, for the instance and its volumes.
+    #[arg(long, env = "INPUT_TAGS")]
+    pub(crate) tags: Option<String>,
+    /// Root volume size in GiB (default: the image's).
+    #[arg(long, env = "INPUT_VOLUME_SIZE")]
+    pub(crate) volume_size: Option<String>,
+    /// Device name of the image's root volume (default /dev/sda1; Amazon Linux uses /dev/xvda).
+    #[arg(long, env = "INPUT_ROOT_DEVICE_NAME")]
+    pub(crate) root_device_name: Option<String>,
+    /// Runner group id for the JIT config (default 1).
+    #[arg(long, env = "INPUT_RUNNER_GROUP_ID")]
+    pub(crate) runner_group_id: Option<String>,
+    /// Power the machine off after this long whatever happens (default 6h).
+    #[arg(long, env = "INPUT_MAX_LIFETIME")]
+    pub(crate) max_lifetime: Option<String>,
+    /// Power the machine off when no job started within this time (default 15m).
+    #[arg(long, env = "INPUT_IDLE_TIMEOUT")]
+    pub(crate) idle_timeout: Option<String>,
+    /// Directory of a runner pre-installed in the image.
+    #[arg(long, env = "INPUT_RUNNER_DIR")]
+    pub(crate) runner_dir: Option<String>,
+    /// actions/runner version to download when the image has none (default: the newest pinned).
+    #[arg(long, env = "INPUT_RUNNER_VERSION")]
+    pub(crate) runner_version: Option<String>,
+    /// SHA-256 checksums `x64=HEX,arm64=HEX` for a runner-version the binary does not know.
+    #[arg(long, env = "INPUT_RUNNER_SHA256")]
+    pub(crate) runner_sha256: Option<String>,
+    /// Bash run as root on the instance before the runner starts.
+    #[arg(long, env = "INPUT_PRE_RUNNER_SCRIPT")]
+    pub(crate) pre_runner_script: Option<String>,
+}
+
+/// Inputs of `stop`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct StopArgs {
+    #[command(flatten)]
+    pub(crate) github: GithubArgs,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The label `start` printed (its `label` output).
+    #[arg(long, env = "INPUT_LABEL")]
+    pub(crate) label: Option<String>,
+}
+
+/// Inputs of `cleanup`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct CleanupArgs {
+    #[command(flatten)]
+    pub(crate) github: GithubArgs,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// Decide and report, but terminate and delete nothing.
+    #[arg(long, env = "INPUT_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) dry_run: Option<String>,
+    /// Never touch an instance younger than this (default 5m): its start may still be running.
+    #[arg(long, env = "INPUT_GRACE_PERIOD")]
+    pub(crate) grace_period: Option<String>,
+    /// Terminate an instance whose runner is not online this long after launch (default 10m).
+    #[arg(long, env = "INPUT_REGISTRATION_TIMEOUT")]
+    pub(crate) registration_timeout: Option<String>,
+    /// Max lifetime for instances that carry none in their tags (default 6h).
+    #[arg(long, env = "INPUT_MAX_LIFETIME")]
+    pub(crate) max_lifetime: Option<String>,
+    /// Runner names starting with this (and ending in -N) are the tool's (default `ec2-`).
+    #[arg(long, env = "INPUT_RUNNER_PREFIX")]
+    pub(crate) runner_prefix: Option<String>,
+    /// Pause before deleting runners without a machine, so a start in progress keeps its runner (default 10s).
+    #[arg(long, env = "INPUT_SETTLE", hide = true)]
+    pub(crate) settle: Option<String>,
+}
+
+/// Inputs of `policy`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PolicyArgs {}
+
+/// Inputs of `user-data`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct UserDataArgs {
+    #[command(flatten)]
+    pub(crate) instance: InstanceArgs,
+    /// Runner name to render (default: the label followed by -1).
+    #[arg(long)]
+    pub(crate) runner_name: Option<String>,
+    /// Read the JIT config to embed from this environment variable instead of a placeholder.
+    #[arg(long)]
+    pub(crate) jit_config_env: Option<String>,
+}

@@ -1,0 +1,418 @@
+//! GitHub REST client: octocrab carries the requests (TLS, base URI for
+//! GitHub Enterprise Server, auth header); this module adds the headers GitHub
+//! asks for, retries transient failures honouring `Retry-After` and the rate
+//! limit headers, and turns failures into messages that say what to fix.
+
+pub(crate) mod auth;
+pub(crate) mod runners;
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes_body::collect;
+use http::{HeaderMap, Method, StatusCode};
+use octocrab::Octocrab;
+use octocrab::service::middleware::retry::RetryConfig;
+use secrecy::SecretString;
+
+use crate::settings::{GithubSettings, Scope};
+
+/// The REST API version every request asks for.
+pub(crate) const API_VERSION: &str = "2022-11-28";
+
+/// A GitHub call that failed for good.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GithubError {
+    /// GitHub answered with an error status.
+    #[error("GitHub: could not {action}: HTTP {status}: {message}{}", hint.as_ref().map(|h| format!(". {h}")).unwrap_or_default())]
+    Http {
+        /// What we were doing, in words.
+        action: String,
+        /// The HTTP status.
+        status: u16,
+        /// GitHub's `message`, or the start of the body.
+        message: String,
+        /// What the user can do.
+        hint: Option<String>,
+    },
+    /// The request never got an answer.
+    #[error(
+        "GitHub: could not {action}: {detail}. Check GITHUB_API_URL and the network path to it"
+    )]
+    Transport {
+        /// What we were doing.
+        action: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// GitHub answered something we could not read.
+    #[error("GitHub: could not {action}: unexpected response: {detail}")]
+    Decode {
+        /// What we were doing.
+        action: String,
+        /// The decoding error.
+        detail: String,
+    },
+    /// Signing the App's JWT failed.
+    #[error("GitHub: could not sign the App JWT with github-app-private-key: {0}")]
+    Jwt(String),
+}
+
+impl GithubError {
+    /// The HTTP status, for errors GitHub answered.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            GithubError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// One answer from GitHub.
+pub(crate) struct Reply {
+    /// Response headers.
+    pub(crate) headers: HeaderMap,
+    /// Body bytes.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    /// Decodes the JSON body.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &str,
+    ) -> Result<T, GithubError> {
+        serde_json::from_slice(&self.body).map_err(|e| GithubError::Decode {
+            action: action.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// GitHub's `message` field, or the start of the body.
+    fn message(&self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Message {
+            message: String,
+        }
+        serde_json::from_slice::<Message>(&self.body)
+            .map(|m| m.message)
+            .unwrap_or_else(|_| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
+    }
+}
+
+/// A promise, made at each call site, that sending the request again after
+/// an unknown outcome cannot act twice: GET and DELETE by nature, the token
+/// POST because each call mints an independent token, the JIT POST because
+/// the runner name is unique (a repeat meets 409, which is handled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Safe to repeat.
+    Safe,
+}
+
+/// What went wrong with one attempt, and whether to try again.
+struct Attempt {
+    error: GithubError,
+    retry_after: Option<Duration>,
+    transient: bool,
+}
+
+/// An authenticated client for one scope.
+pub(crate) struct Github {
+    crab: Octocrab,
+    api_url: String,
+    scope: Scope,
+    /// `x-ratelimit-remaining` of the latest answer (-1: not seen yet), so
+    /// pollers can slow down before GitHub has to tell them to.
+    rate_remaining: std::sync::atomic::AtomicI64,
+}
+
+impl std::fmt::Debug for Github {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Github")
+            .field("api_url", &self.api_url)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an octocrab transport that sends `Authorization: Bearer <credential>`.
+fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, GithubError> {
+    let fail = |e: octocrab::Error| GithubError::Transport {
+        action: "set up the HTTP client".to_owned(),
+        detail: e.to_string(),
+    };
+    Octocrab::builder()
+        .base_uri(api_url)
+        .map_err(fail)?
+        .personal_token(credential.clone())
+        .add_header(
+            http::header::USER_AGENT,
+            concat!("ec2-spot-runner/", env!("CARGO_PKG_VERSION")).to_owned(),
+        )
+        .add_header(
+            http::HeaderName::from_static("x-github-api-version"),
+            API_VERSION.to_owned(),
+        )
+        .add_header(
+            http::header::ACCEPT,
+            "application/vnd.github+json".to_owned(),
+        )
+        // Retries are ours (below): they know which POSTs may be repeated and
+        // honour the rate-limit headers within the step's own deadline.
+        .add_retry_config(RetryConfig::None)
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .map_err(fail)
+}
+
+/// Connects to GitHub with the configured credential: a token as given, or an
+/// App's installation token minted for the scope.
+pub(crate) async fn connect(settings: &GithubSettings) -> Result<Github, GithubError> {
+    let token = auth::credential(settings).await?;
+    Ok(Github {
+        crab: transport(&settings.api_url, &token)?,
+        api_url: settings.api_url.clone(),
+        scope: settings.scope.clone(),
+        rate_remaining: std::sync::atomic::AtomicI64::new(-1),
+    })
+}
+
+impl Github {
+    /// Where runners are registered.
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Sends a request, retrying transient failures with jittered backoff.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        repeat: Repeat,
+        action: &str,
+    ) -> Result<Reply, GithubError> {
+        let reply = send(
+            &self.crab,
+            &self.api_url,
+            method,
+            path,
+            body,
+            repeat,
+            action,
+        )
+        .await?;
+        if let Some(remaining) = reply
+            .headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            self.rate_remaining
+                .store(remaining, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(reply)
+    }
+
+    /// Requests left in the current rate-limit window, when GitHub said.
+    pub(crate) fn rate_remaining(&self) -> Option<i64> {
+        let n = self
+            .rate_remaining
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (n >= 0).then_some(n)
+    }
+}
+
+/// The retry policy for GitHub calls: 5 attempts, 500 ms doubling to 8 s, jittered.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(8))
+        .with_max_times(4)
+        .with_jitter()
+}
+
+/// The longest `Retry-After` we wait for; beyond it the step fails with the
+/// reset time rather than sitting idle on a billed machine.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+async fn send(
+    crab: &Octocrab,
+    api_url: &str,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    repeat: Repeat,
+    action: &str,
+) -> Result<Reply, GithubError> {
+    let uri = format!("{api_url}{path}");
+    let once = || async {
+        let result = match method {
+            Method::GET => crab._get(uri.as_str()).await,
+            Method::POST => crab._post(uri.as_str(), body).await,
+            Method::DELETE => crab._delete(uri.as_str(), body).await,
+            _ => unreachable!("only GET, POST and DELETE are used"),
+        };
+        let response = result.map_err(|e| Attempt {
+            error: GithubError::Transport {
+                action: action.to_owned(),
+                detail: transport_detail(&e),
+            },
+            retry_after: None,
+            transient: true,
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = collect(response).await.map_err(|detail| Attempt {
+            error: GithubError::Transport {
+                action: action.to_owned(),
+                detail,
+            },
+            retry_after: None,
+            transient: true,
+        })?;
+        let reply = Reply { headers, body };
+        if status.is_success() {
+            return Ok(reply);
+        }
+        let (transient, retry_after) = classify(status, &reply.headers);
+        Err(Attempt {
+            error: GithubError::Http {
+                action: action.to_owned(),
+                status: status.as_u16(),
+                message: reply.message(),
+                hint: hint_for(status, &reply),
+            },
+            retry_after,
+            transient,
+        })
+    };
+    once.retry(backoff())
+        .sleep(tokio::time::sleep)
+        .when(|a: &Attempt| a.transient && repeat == Repeat::Safe)
+        .adjust(|a: &Attempt, delay| match a.retry_after {
+            Some(wait) if wait > MAX_RETRY_AFTER => None,
+            Some(wait) => Some(wait),
+            None => delay,
+        })
+        .notify(|a: &Attempt, delay| {
+            tracing::debug!(wait = ?delay, "GitHub call failed, retrying: {}", a.error);
+        })
+        .await
+        .map_err(|a| a.error)
+}
+
+/// Decides whether an error status is worth another try, and how long to wait:
+/// 5xx and 429 always; 403 only when the rate-limit headers say it is one.
+fn classify(status: StatusCode, headers: &HeaderMap) -> (bool, Option<Duration>) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let retry_after = header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let exhausted = header("x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
+    let until_reset = header("x-ratelimit-reset")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|reset| {
+            let now = chrono::Utc::now().timestamp();
+            Duration::from_secs(u64::try_from(reset - now).unwrap_or(0).max(1))
+        });
+    match status.as_u16() {
+        500..=599 => (true, retry_after),
+        429 => (true, retry_after.or(until_reset)),
+        403 if retry_after.is_some() => (true, retry_after),
+        403 if exhausted => (true, until_reset),
+        _ => (false, None),
+    }
+}
+
+fn hint_for(status: StatusCode, reply: &Reply) -> Option<String> {
+    let message = reply.message();
+    let hint = match status.as_u16() {
+        401 => {
+            "GitHub rejected the credential: check that github-token is current, or that github-app-id and github-app-private-key belong to the same App (and the machine's clock is right)"
+        }
+        403 if message.contains("rate limit") || reply.headers.contains_key("retry-after") => {
+            "GitHub's rate limit was hit; wait for it to reset or use a GitHub App (its limit is higher)"
+        }
+        403 | 404 if message.contains("not accessible") || status == 403 => {
+            "The credential lacks permission: a GitHub App needs repository permission Administration: write (organization runners: Self-hosted runners: write) and must be installed on the repository; a fine-grained token needs the same; a classic token needs `repo` (`admin:org` for organization runners)"
+        }
+        404 => {
+            "Not found, or the credential cannot see it: check `repository`/`organization`, and that the App is installed there"
+        }
+        422 => "GitHub refused the request as invalid: check runner-group-id and labels",
+        _ => return None,
+    };
+    Some(hint.to_owned())
+}
+
+fn transport_detail(err: &octocrab::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    text
+}
+
+/// Reads a response body to the end.
+mod bytes_body {
+    use http_body_util::BodyExt;
+
+    /// Collects the body; an error is described in words.
+    pub(super) async fn collect(
+        response: http::Response<
+            http_body_util::combinators::BoxBody<bytes::Bytes, octocrab::Error>,
+        >,
+    ) -> Result<Vec<u8>, String> {
+        response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_are_retried_others_not() {
+        assert!(classify(StatusCode::BAD_GATEWAY, &HeaderMap::new()).0);
+        assert_eq!(
+            classify(
+                StatusCode::TOO_MANY_REQUESTS,
+                &headers(&[("retry-after", "3")])
+            ),
+            (true, Some(Duration::from_secs(3)))
+        );
+        assert!(
+            classify(
+                StatusCode::FORBIDDEN,
+                &headers(&[("x-ratelimit-remaining", "0")])
+            )
+            .0
+        );
+        assert!(!classify(StatusCode::FORBIDDEN, &HeaderMap::new()).0);
+        assert!(!classify(StatusCode::NOT_FOUND, &HeaderMap::new()).0);
+        assert!(!classify(StatusCode::CONFLICT, &HeaderMap::new()).0);
+    }
+}

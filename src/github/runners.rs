@@ -1,0 +1,172 @@
+//! Runner credentials and bookkeeping: a single-use JIT config per runner
+//! (the instance never sees a reusable registration token), lookup by name,
+//! the paginated runner list, and deletion.
+
+use http::Method;
+use secrecy::SecretString;
+
+use super::{Github, GithubError, Repeat};
+
+/// A runner as GitHub lists it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct Runner {
+    /// Runner id.
+    pub(crate) id: u64,
+    /// Runner name.
+    pub(crate) name: String,
+    /// `online` or `offline`.
+    pub(crate) status: String,
+    /// Whether it is running a job.
+    #[serde(default)]
+    pub(crate) busy: bool,
+}
+
+/// A freshly minted JIT runner.
+pub(crate) struct JitRunner {
+    /// The runner's id, for deletion.
+    pub(crate) id: u64,
+    /// The runner's name.
+    pub(crate) name: String,
+    /// The base64 JIT config the runner starts with; single use.
+    pub(crate) config: SecretString,
+}
+
+impl std::fmt::Debug for JitRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitRunner")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("config", &"***")
+            .finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct JitReply {
+    runner: Runner,
+    encoded_jit_config: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RunnerPage {
+    runners: Vec<Runner>,
+}
+
+impl Github {
+    /// Creates a JIT runner config. The name is unique per run, so a repeated
+    /// POST (after a lost answer) cannot make a second runner: GitHub answers
+    /// 409, and we remove the stale, never-started runner and mint again.
+    pub(crate) async fn create_jit_runner(
+        &self,
+        name: &str,
+        runner_group_id: u64,
+        labels: &[String],
+    ) -> Result<JitRunner, GithubError> {
+        let path = format!("{}/generate-jitconfig", self.scope().runners_path());
+        let body = serde_json::json!({
+            "name": name,
+            "runner_group_id": runner_group_id,
+            "labels": labels,
+            "work_folder": "_work",
+        });
+        let action = format!(
+            "create a JIT runner config for {} named {name}",
+            self.scope()
+        );
+        let mut recovered = false;
+        loop {
+            match self
+                .send(Method::POST, &path, Some(&body), Repeat::Safe, &action)
+                .await
+            {
+                Ok(reply) => {
+                    let jit: JitReply = reply.json(&action)?;
+                    crate::actions::mask(&jit.encoded_jit_config);
+                    return Ok(JitRunner {
+                        id: jit.runner.id,
+                        name: jit.runner.name,
+                        config: SecretString::from(jit.encoded_jit_config),
+                    });
+                }
+                Err(err) if err.status() == Some(409) && !recovered => {
+                    recovered = true;
+                    let Some(stale) = self.find_runner(name).await? else {
+                        return Err(err);
+                    };
+                    if stale.busy || stale.status == "online" {
+                        // Another machine uses this name: never take it over.
+                        return Err(err);
+                    }
+                    tracing::info!(
+                        runner = name,
+                        id = stale.id,
+                        "removing a stale runner of the same name left by an earlier attempt"
+                    );
+                    self.delete_runner(stale.id, name).await?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Finds a runner by exact name (server-side filter where GitHub supports
+    /// it, checked again here for servers that ignore it).
+    pub(crate) async fn find_runner(&self, name: &str) -> Result<Option<Runner>, GithubError> {
+        let query = format!(
+            "name={}",
+            url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+        );
+        Ok(self
+            .list_runners_query(&query)
+            .await?
+            .into_iter()
+            .find(|r| r.name == name))
+    }
+
+    /// Lists every runner of the scope, following the pagination links.
+    pub(crate) async fn list_runners(&self) -> Result<Vec<Runner>, GithubError> {
+        self.list_runners_query("").await
+    }
+
+    async fn list_runners_query(&self, query: &str) -> Result<Vec<Runner>, GithubError> {
+        let base = self.scope().runners_path();
+        let action = format!("list the runners of {}", self.scope());
+        let mut runners = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let sep = if query.is_empty() { "" } else { "&" };
+            let path = format!("{base}?{query}{sep}per_page=100&page={page}");
+            let reply = self
+                .send(Method::GET, &path, None, Repeat::Safe, &action)
+                .await?;
+            let has_next = reply
+                .headers
+                .get_all(http::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("rel=\"next\""));
+            let batch: RunnerPage = reply.json(&action)?;
+            let empty = batch.runners.is_empty();
+            runners.extend(batch.runners);
+            // A bounded walk: 100 pages of 100 is far beyond any real scope.
+            if !has_next || empty || page >= 100 {
+                return Ok(runners);
+            }
+            page += 1;
+        }
+    }
+
+    /// Deletes a runner; one that is already gone counts as deleted.
+    pub(crate) async fn delete_runner(&self, id: u64, name: &str) -> Result<(), GithubError> {
+        let path = format!("{}/{id}", self.scope().runners_path());
+        let action = format!("delete runner {name} (id {id}) from {}", self.scope());
+        match self
+            .send(Method::DELETE, &path, None, Repeat::Safe, &action)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.status() == Some(404) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Instance lookup and lifecycle: find managed instances by tag (one
+//! DescribeInstances with filters, paginated), wait for `running` with
+//! adaptive polling, and terminate in batches.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+
+use crate::aws::AwsError;
+use crate::tags;
+
+/// The states in which an instance still costs money or is about to.
+const LIVE_STATES: [&str; 5] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+
+/// TerminateInstances accepts up to 1000 ids; we keep batches smaller so one
+/// bad id cannot hide the others' results for long.
+const TERMINATE_BATCH: usize = 200;
+
+/// Lists the live managed instances, optionally for one label.
+pub(crate) async fn find_managed(
+    client: &Client,
+    label: Option<&str>,
+) -> Result<Vec<Instance>, AwsError> {
+    let mut filters = vec![
+        Filter::builder()
+            .name(format!("tag:{}", tags::MANAGED))
+            .values("true")
+            .build(),
+        Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(LIVE_STATES.iter().map(|s| (*s).to_owned()).collect()))
+            .build(),
+    ];
+    if let Some(label) = label {
+        filters.push(
+            Filter::builder()
+                .name(format!("tag:{}", tags::LABEL))
+                .values(label)
+                .build(),
+        );
+    }
+    let mut found = Vec::new();
+    let mut pages = client
+        .describe_instances()
+        .set_filters(Some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeInstances", &e))?;
+        for reservation in page.reservations() {
+            found.extend(reservation.instances().iter().cloned());
+        }
+    }
+    Ok(found)
+}
+
+/// Terminates instances in batches; ids already gone are not an error.
+pub(crate) async fn terminate(client: &Client, ids: &[String]) -> Result<(), AwsError> {
+    for batch in ids.chunks(TERMINATE_BATCH) {
+        let result = client
+            .terminate_instances()
+            .set_instance_ids(Some(batch.to_vec()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(err) => {
+                let err = AwsError::from_sdk("TerminateInstances", &err);
+                if err.code.as_deref() == Some("InvalidInstanceID.NotFound") {
+                    // One unknown id fails the whole batch: retry the ids one by one.
+                    for id in batch {
+                        if let Err(e) = client.terminate_instances().instance_ids(id).send().await {
+                            let e = AwsError::from_sdk("TerminateInstances", &e);
+                            if e.code.as_deref() != Some("InvalidInstanceID.NotFound") {
+                                return Err(e);
+                            }
+                        }
+                    }
+                } else {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The polling schedule while waiting: fast at first (an instance is often
+/// `running` within seconds), never slower than 1 s during the first 30 s,
+/// then backing off to 5 s so a long wait costs few calls.
+pub(crate) fn poll_delay(elapsed: Duration, previous: Duration) -> Duration {
+    let grown = previous.mul_f32(1.5).max(Duration::from_millis(200));
+    let cap = if elapsed < Duration::from_secs(30) {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    grown.min(cap)
+}
+
+/// The outcome of waiting for instances.
+pub(crate) enum Wait {
+    /// All are running, with their current descriptions.
+    Running(Vec<Instance>),
+    /// One ended before running (terminated, or a spot request reclaimed).
+    Failed {
+        /// The instance id.
+        id: String,
+        /// The state it reached.
+        state: String,
+        /// EC2's state reason.
+        reason: String,
+    },
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Waits until every instance is `running`, with one DescribeInstances per
+/// poll covering all of them.
+pub(crate) async fn wait_running(
+    client: &Client,
+    ids: &[String],
+    deadline: Instant,
+) -> Result<Wait, AwsError> {
+    let started = Instant::now();
+    let mut delay = Duration::ZERO;
+    loop {
+        match client
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let mut by_id: HashMap<String, Instance> = HashMap::new();
+                for reservation in output.reservations() {
+                    for instance in reservation.instances() {
+                        if let Some(id) = instance.instance_id() {
+                            by_id.insert(id.to_owned(), instance.clone());
+                        }
+                    }
+                }
+                let mut running = Vec::new();
+                for id in ids {
+                    let Some(instance) = by_id.get(id) else { break };
+                    let state = instance.state().and_then(|s| s.name()).cloned();
+                    match state {
+                        Some(InstanceStateName::Running) => running.push(instance.clone()),
+                        Some(InstanceStateName::Pending) | None => {}
+                        Some(other) => {
+                            return Ok(Wait::Failed {
+                                id: id.clone(),
+                                state: other.as_str().to_owned(),
+                                reason: instance
+                                    .state_reason()
+                                    .and_then(|r| r.message())
+                                    .unwrap_or("no reason given")
+                                    .to_owned(),
+                            });
+                        }
+                    }
+                }
+                if running.len() == ids.len() {
+                    tracing::debug!(elapsed = ?started.elapsed(), "all instances running");
+                    return Ok(Wait::Running(running));
+                }
+            }
+            Err(err) => {
+                let err = AwsError::from_sdk("DescribeInstances", &err);
+                // Right after RunInstances, EC2 may not know the id yet
+                // (eventual consistency): keep polling.
+                if err.code.as_deref() != Some("InvalidInstanceID.NotFound") {
+                    return Err(err);
+                }
+            }
+        }
+        delay = poll_delay(started.elapsed(), delay);
+        if Instant::now() + delay >= deadline {
+            return Ok(Wait::TimedOut);
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_is_fast_early_and_bounded_later() {
+        let mut delay = Duration::ZERO;
+        let mut at = Duration::ZERO;
+        let mut calls_first_30s = 0;
+        while at < Duration::from_secs(30) {
+            delay = poll_delay(at, delay);
+            assert!(delay <= Duration::from_secs(1));
+            at += delay;
+            calls_first_30s += 1;
+        }
+        assert!(calls_first_30s >= 30);
+        let mut calls_next_minute = 0;
+        let end = at + Duration::from_secs(60);
+        while at < end {
+            delay = poll_delay(at, delay);
+            at += delay;
+            calls_next_minute += 1;
+        }
+        assert!(
+            calls_next_minute <= 13,
+            "{calls_next_minute} calls per minute"
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! `start`: validate, then in parallel authenticate to GitHub and read spot
+//! prices; mint a JIT config per runner, launch on the cheapest capacity that
+//! exists, wait until running, write outputs and a summary. Anything that
+//! fails after a launch — or a SIGINT/SIGTERM at any point — terminates what
+//! was launched and deletes the JIT runners before the process exits.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::Client;
+
+use crate::actions::{self, Outputs};
+use crate::aws::{self, AwsError};
+use crate::cli::StartArgs;
+use crate::error::Error;
+use crate::github::{self, Github};
+use crate::instances::{self, Wait};
+use crate::launch::{self, LaunchSpec};
+use crate::modes::user_data;
+use crate::placement::{self, Candidate, MarketPolicy, RankInput, SpotPrice};
+use crate::settings::{Scope, StartSettings, WaitFor};
+use crate::tags::LaunchTags;
+
+/// What has been created so far, so that an undo knows what to remove.
+#[derive(Debug, Default)]
+struct Created {
+    /// Instances EC2 confirmed.
+    instance_ids: Vec<String>,
+    /// JIT runners GitHub confirmed: (id, name).
+    runners: Vec<(u64, String)>,
+    /// Runner names whose JIT request may have reached GitHub unanswered.
+    runner_names_pending: Vec<String>,
+    /// A RunInstances was sent and may have created an instance we have no id for.
+    launch_pending: bool,
+}
+
+type Shared = Arc<Mutex<Created>>;
+
+fn with<T>(created: &Shared, f: impl FnOnce(&mut Created) -> T) -> T {
+    let mut guard = created.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut guard)
+}
+
+/// One launched runner, for outputs and the summary.
+#[derive(Debug, Clone)]
+struct Started {
+    runner_name: String,
+    instance_id: String,
+    candidate: Candidate,
+    zone: Option<String>,
+}
+
+/// Runs `start`.
+pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
+    let settings = StartSettings::from_args(&args)?;
+    let began = Instant::now();
+    let outputs = Outputs::from_env();
+    // The label goes out first: even if this step is cancelled or killed, the
+    // stop job gets a label to clean up.
+    outputs.set("label", settings.instance.label.as_str())?;
+    tracing::info!(label = %settings.instance.label, "starting");
+
+    let client = aws::ec2_client(settings.region.clone()).await?;
+    let created: Shared = Arc::default();
+    let github_slot: Arc<tokio::sync::OnceCell<Github>> = Arc::default();
+
+    let outcome = tokio::select! {
+        result = start(&settings, &client, &created, &github_slot, began) => result,
+        signal = cancelled() => Err(Error::Cancelled { signal }),
+    };
+    match outcome {
+        Ok(started) => finish(&settings, &outputs, &started, began),
+        Err(err) => {
+            let undo_began = Instant::now();
+            undo(&settings, &client, &created, github_slot.get()).await;
+            tracing::info!(elapsed = ?undo_began.elapsed(), "undo finished");
+            Err(err)
+        }
+    }
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM.
+async fn cancelled() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers we cannot be cancelled cleanly; never resolve.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+async fn start(
+    settings: &StartSettings,
+    client: &Client,
+    created: &Shared,
+    github_slot: &tokio::sync::OnceCell<Github>,
+    began: Instant,
+) -> Result<Vec<Started>, Error> {
+    let deadline = began + settings.timeout;
+    let instance = &settings.instance;
+
+    // GitHub auth and the spot price lookup do not depend on each other.
+    let prices = async {
+        if settings.market == MarketPolicy::OnDemand {
+            return Ok::<_, Error>((Vec::new(), Vec::new()));
+        }
+        let (prices, subnets) = tokio::join!(
+            placement::spot_prices(client, &instance.instance_types),
+            placement::subnet_zones(client, &instance.subnet_ids)
+        );
+        let prices = match prices {
+            Ok(prices) => prices,
+            Err(err) if err.code.as_deref() == Some("UnauthorizedOperation") => {
+                return Err(err.into());
+            }
+            Err(err) => {
+                actions::warning(&format!(
+                    "could not read spot prices ({err}); launching without a price ranking"
+                ));
+                Vec::new()
+            }
+        };
+        Ok((prices, subnets))
+    };
+    let (github, prices) = tokio::join!(github::connect(&settings.github), prices);
+    let github = github?;
+    // Kept outside this future so that an undo can still delete runners after
+    // a cancellation dropped it.
+    let github = github_slot.get_or_init(|| async move { github }).await;
+    let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
+    let subnet_zones = if subnet_zones.is_empty() {
+        instance
+            .subnet_ids
+            .iter()
+            .map(|s| (s.clone(), None))
+            .collect()
+    } else {
+        subnet_zones
+    };
+    let candidates = placement::rank(
+        &RankInput {
+            types: &instance.instance_types,
+            zones: &settings.zones,
+            subnets: &subnet_zones,
+            max_spot_price: settings.max_spot_price,
+            policy: settings.market,
+        },
+        &prices,
+    );
+    tracing::debug!(candidates = candidates.len(), "ranked launch candidates");
+
+    let mut started = Vec::new();
+    let mut failures = Vec::new();
+    for index in 1..=settings.count {
+        let runner_name = format!("{}-{index}", instance.label);
+        match launch_one(settings, client, github, created, &candidates, &runner_name).await {
+            Ok(s) => started.push(s),
+            Err(err) if settings.allow_partial => {
+                actions::warning(&format!("runner {runner_name} did not start: {err}"));
+                failures.push(err);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if started.is_empty() {
+        return Err(failures
+            .into_iter()
+            .next()
+            .unwrap_or(Error::Launch("no runner started".into())));
+    }
+
+    if settings.wait_for == WaitFor::None {
+        return Ok(started);
+    }
+    let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
+    let described = match instances::wait_running(client, &ids, deadline).await? {
+        Wait::Running(described) => described,
+        Wait::Failed { id, state, reason } => {
+            return Err(Error::Launch(format!(
+                "instance {id} reached state {state} before running: {reason}. For spot, capacity may have been reclaimed at once; re-run, or use `market: spot-then-on-demand`"
+            )));
+        }
+        Wait::TimedOut => {
+            return Err(Error::Timeout {
+                what: format!("waiting for instance(s) {} to be running", ids.join(", ")),
+                timeout: humantime::format_duration(settings.timeout).to_string(),
+                hint: "the instance's state and state reason in the EC2 console".into(),
+            });
+        }
+    };
+    tracing::info!(elapsed = ?began.elapsed(), "running");
+    for s in &mut started {
+        if let Some(i) = described
+            .iter()
+            .find(|i| i.instance_id() == Some(s.instance_id.as_str()))
+        {
+            s.zone = i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .map(str::to_owned);
+            let root = i.root_device_name().unwrap_or_default();
+            if !root.is_empty() && root != instance.root_device_name {
+                actions::warning(&format!(
+                    "the image's root device is {root}, not {}: volume-size and boot-boost applied to an extra volume. Set root-device-name: {root}",
+                    instance.root_device_name
+                ));
+            }
+        }
+    }
+    if settings.wait_for == WaitFor::Online {
+        let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
+        wait_online(github, &names, deadline, settings).await?;
+        tracing::info!(elapsed = ?began.elapsed(), "runner online");
+    }
+    if settings.boot_boost {
+        // The boost is only worth paying for while the machine boots. EC2
+        // moves a volume to new settings gradually, so even with
+        // `wait-for: running` the first minutes keep most of the boost.
+        drop_boot_boost(client, &described, &instance.root_device_name).await;
+    }
+    Ok(started)
+}
+
+/// Waits until every runner is online on GitHub on two polls in a row (a
+/// runner that registers and drops straight off is not ready). Polls every
+/// 2 s, slowing to 10 s when the rate-limit window runs low.
+async fn wait_online(
+    github: &Github,
+    names: &[String],
+    deadline: Instant,
+    settings: &StartSettings,
+) -> Result<(), Error> {
+    let mut streak = 0;
+    loop {
+        let online = if names.len() == 1 {
+            github
+                .find_runner(&names[0])
+                .await?
+                .is_some_and(|r| r.status == "online")
+        } else {
+            let runners = github.list_runners().await?;
+            names
+                .iter()
+                .all(|n| runners.iter().any(|r| &r.name == n && r.status == "online"))
+        };
+        streak = if online { streak + 1 } else { 0 };
+        if streak >= 2 {
+            return Ok(());
+        }
+        let delay = match github.rate_remaining() {
+            Some(left) if left < 200 => Duration::from_secs(10),
+            _ => Duration::from_secs(2),
+        };
+        let delay = if online {
+            Duration::from_millis(500)
+        } else {
+            delay
+        };
+        if Instant::now() + delay >= deadline {
+            return Err(Error::Timeout {
+                what: format!("waiting for runner(s) {} to come online on GitHub", names.join(", ")),
+                timeout: humantime::format_duration(settings.timeout).to_string(),
+                hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
+            });
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Brings boosted root volumes back to the gp3 baseline. Volume ids come
+/// from DescribeInstances (DescribeVolumes is not in the policy). A failure
+/// only costs money, never the job: it is a warning.
+async fn drop_boot_boost(
+    client: &Client,
+    described: &[aws_sdk_ec2::types::Instance],
+    root_device: &str,
+) {
+    for instance in described {
+        let root = instance.root_device_name().unwrap_or(root_device);
+        let volume = instance
+            .block_device_mappings()
+            .iter()
+            .find(|m| m.device_name() == Some(root) || m.device_name() == Some(root_device))
+            .and_then(|m| m.ebs())
+            .and_then(|e| e.volume_id());
+        let Some(volume) = volume else { continue };
+        let result = client
+            .modify_volume()
+            .volume_id(volume)
+            .iops(launch::GP3_BASELINE_IOPS)
+            .throughput(launch::GP3_BASELINE_THROUGHPUT)
+            .send()
+            .await;
+        match result {
+            Ok(_) => tracing::info!(volume, "boot boost dropped to the gp3 baseline"),
+            Err(err) => actions::warning(&format!(
+                "could not drop the boot boost of {volume}: {}; the volume keeps its raised IOPS and throughput until the machine ends",
+                AwsError::from_sdk("ModifyVolume", &err)
+            )),
+        }
+    }
+}
+
+/// Mints one runner's JIT config and launches its instance, walking the candidates.
+async fn launch_one(
+    settings: &StartSettings,
+    client: &Client,
+    github: &Github,
+    created: &Shared,
+    candidates: &[Candidate],
+    runner_name: &str,
+) -> Result<Started, Error> {
+    let instance = &settings.instance;
+    let mut labels = vec![instance.label.as_str().to_owned()];
+    labels.extend(instance.extra_labels.iter().cloned());
+    with(created, |c| {
+        c.runner_names_pending.push(runner_name.to_owned())
+    });
+    let jit = github
+        .create_jit_runner(runner_name, instance.runner_group_id, &labels)
+        .await?;
+    with(created, |c| {
+        c.runner_names_pending.retain(|n| n != runner_name);
+        c.runners.push((jit.id, jit.name.clone()));
+    });
+    tracing::info!(runner = %jit.name, id = jit.id, "JIT runner config created");
+
+    let script = user_data::render_for(instance, runner_name, crate::settings::expose(&jit.config));
+    let scope = match github.scope() {
+        Scope::Repository(repo) => repo.to_string(),
+        Scope::Organization(org) => format!("org:{org}"),
+    };
+    let tags = LaunchTags {
+        label: &instance.label,
+        runner_name,
+        scope,
+        run: &settings.run,
+        created_at: chrono::Utc::now(),
+        max_lifetime_secs: instance.max_lifetime.as_secs(),
+        user: &instance.tags,
+    };
+    let image_id = instance
+        .image_id
+        .as_ref()
+        .ok_or_else(|| Error::Launch("image-id is missing".into()))?;
+    let spec = LaunchSpec {
+        image_id,
+        security_group_ids: &instance.security_group_ids,
+        root_device_name: &instance.root_device_name,
+        volume_size: instance.volume_size,
+        boot_boost: settings.boot_boost,
+        tags: tags.specifications(),
+        user_data: aws_smithy_types::base64::encode(script.as_bytes()),
+        token_seed: format!(
+            "{}/{runner_name}/{}",
+            instance.label,
+            settings.run.run_attempt.as_deref().unwrap_or("1")
+        ),
+    };
+    with(created, |c| c.launch_pending = true);
+    let result = launch::launch_first(client, &spec, candidates).await;
+    match result {
+        Ok((id, candidate, _failures)) => {
+            with(created, |c| {
+                c.instance_ids.push(id.clone());
+                c.launch_pending = false;
+            });
+            tracing::info!(instance = %id, "launched {}", launch::describe(&candidate));
+            Ok(Started {
+                runner_name: runner_name.to_owned(),
+                instance_id: id,
+                zone: candidate.zone.clone(),
+                candidate,
+            })
+        }
+        Err((err, failures)) => {
+            with(created, |c| c.launch_pending = false);
+            Err(launch_error(err, &failures))
+        }
+    }
+}
+
+fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {
+    if failures.len() <= 1 {
+        return err.into();
+    }
+    let tried: Vec<String> = failures
+        .iter()
+        .map(|f| format!("{}: {}", launch::describe(&f.candidate), f.error))
+        .collect();
+    Error::Launch(format!(
+        "no capacity for any candidate ({} tried): {}. List more instance-types or zones, raise max-spot-price, or allow on-demand with `market: spot-then-on-demand`",
+        tried.len(),
+        tried.join("; ")
+    ))
+}
+
+/// Removes whatever this start created. Runs on failure and cancellation; it
+/// must fit in the few seconds GitHub allows between SIGINT and the kill, so
+/// it makes the fewest calls that can find everything: the known ids, plus
+/// one tag search when a launch was in flight.
+async fn undo(
+    settings: &StartSettings,
+    client: &Client,
+    created: &Shared,
+    github: Option<&Github>,
+) {
+    let (mut ids, runners, pending_names, launch_pending) = with(created, |c| {
+        (
+            c.instance_ids.clone(),
+            c.runners.clone(),
+            c.runner_names_pending.clone(),
+            c.launch_pending,
+        )
+    });
+    if launch_pending || ids.is_empty() {
+        // An instance created by a request whose answer we never saw is still
+        // tagged with the label at creation: find it by tag. EC2's search is
+        // eventually consistent, so look a few times when a launch was in flight.
+        let tries = if launch_pending { 5 } else { 1 };
+        for attempt in 0..tries {
+            if let Ok(found) =
+                instances::find_managed(client, Some(settings.instance.label.as_str())).await
+            {
+                let before = ids.len();
+                for id in found.iter().filter_map(|i| i.instance_id()) {
+                    if !ids.iter().any(|k| k == id) {
+                        ids.push(id.to_owned());
+                    }
+                }
+                if ids.len() > before || attempt + 1 == tries {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    }
+    if !ids.is_empty() {
+        match instances::terminate(client, &ids).await {
+            Ok(()) => {
+                tracing::info!(instances = %ids.join(", "), "terminated after the failed start")
+            }
+            Err(err) => actions::error_line(&format!(
+                "could not terminate {} after the failed start: {err}. Terminate it by hand or run the cleanup mode",
+                ids.join(", ")
+            )),
+        }
+    }
+    let Some(github) = github else { return };
+    for (id, name) in &runners {
+        if let Err(err) = github.delete_runner(*id, name).await {
+            actions::warning(&format!("could not delete runner {name}: {err}"));
+        }
+    }
+    for name in &pending_names {
+        if let Ok(Some(runner)) = github.find_runner(name).await {
+            let _ = github.delete_runner(runner.id, name).await;
+        }
+    }
+}
+
+/// Writes the outputs and the step summary.
+fn finish(
+    settings: &StartSettings,
+    outputs: &Outputs,
+    started: &[Started],
+    began: Instant,
+) -> Result<(), Error> {
+    let first = &started[0];
+    let ids: Vec<&str> = started.iter().map(|s| s.instance_id.as_str()).collect();
+    outputs.set("instance-id", &first.instance_id)?;
+    outputs.set("instance-ids", &ids.join(","))?;
+    outputs.set("instance-type", first.candidate.instance_type.as_str())?;
+    outputs.set("availability-zone", first.zone.as_deref().unwrap_or(""))?;
+    outputs.set("market", first.candidate.market.as_str())?;
+    outputs.set(
+        "price-per-hour",
+        &first
+            .candidate
+            .spot_price
+            .map(|p| format!("{p:.4}"))
+            .unwrap_or_default(),
+    )?;
+    let mut table = actions::Table::new(&[
+        "runner",
+        "instance",
+        "type",
+        "zone",
+        "market",
+        "spot price / h",
+    ]);
+    for s in started {
+        table.row(&[
+            s.runner_name.clone(),
+            s.instance_id.clone(),
+            s.candidate.instance_type.to_string(),
+            s.zone.clone().unwrap_or_else(|| "-".into()),
+            s.candidate.market.as_str().to_owned(),
+            s.candidate
+                .spot_price
+                .map(|p| format!("${p:.4}"))
+                .unwrap_or_else(|| "unknown".into()),
+        ]);
+    }
+    actions::summary(&format!(
+        "### ec2-spot-runner start\n\nLabel `{}` — {} runner(s) in {:.1} s\n\n{}\n",
+        settings.instance.label,
+        started.len(),
+        began.elapsed().as_secs_f64(),
+        table.finish()
+    ))?;
+    Ok(())
+}

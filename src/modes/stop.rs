@@ -1,0 +1,74 @@
+//! `stop`: terminates every live instance tagged with the label and removes
+//! the runners of those instances that GitHub still lists. Idempotent:
+//! nothing to stop is a warning, not a failure.
+
+use crate::actions;
+use crate::aws;
+use crate::cli::StopArgs;
+use crate::error::Error;
+use crate::github;
+use crate::instances;
+use crate::settings::StopSettings;
+use crate::tags;
+
+/// Runs `stop`.
+pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
+    let settings = StopSettings::from_args(&args)?;
+    let client = aws::ec2_client(settings.region.clone()).await?;
+    let label = settings.label.as_str();
+    let (found, github) = tokio::join!(
+        instances::find_managed(&client, Some(label)),
+        github::connect(&settings.github)
+    );
+    let found = found?;
+    let ids: Vec<String> = found
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
+        actions::warning(&format!(
+            "no running instance has label {label}; nothing to terminate (already stopped, or the start never launched one)"
+        ));
+    } else {
+        instances::terminate(&client, &ids).await?;
+        tracing::info!(label, instances = %ids.join(", "), "terminated");
+    }
+
+    // The runner deregisters itself when its job ends; delete what is left
+    // (a runner whose machine never took a job, or was interrupted).
+    let github = github?;
+    let mut names: Vec<String> = found
+        .iter()
+        .filter_map(|i| tags::value(i.tags(), tags::RUNNER_NAME).map(str::to_owned))
+        .collect();
+    let runners = github.list_runners().await?;
+    for runner in &runners {
+        let ours = runner.name == label
+            || runner.name.strip_prefix(label).is_some_and(|rest| {
+                rest.strip_prefix('-')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if ours && !names.contains(&runner.name) {
+            names.push(runner.name.clone());
+        }
+    }
+    let mut deleted = Vec::new();
+    for runner in runners.iter().filter(|r| names.contains(&r.name)) {
+        github.delete_runner(runner.id, &runner.name).await?;
+        deleted.push(runner.name.clone());
+    }
+    if !deleted.is_empty() {
+        tracing::info!(runners = %deleted.join(", "), "deleted runners");
+    }
+    actions::summary(&format!(
+        "### ec2-spot-runner stop\n\nLabel `{label}`: terminated {} instance(s){}, deleted {} runner(s).\n",
+        ids.len(),
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", ids.join(", "))
+        },
+        deleted.len()
+    ))?;
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! Placement: current spot prices per instance type and zone, the ranking of
+//! launch candidates (cheapest spot first, then on-demand when allowed), and
+//! the optional mapping of subnets to zones.
+
+use std::collections::HashMap;
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{Filter, InstanceType as Ec2InstanceType};
+
+use crate::aws::AwsError;
+use crate::settings::{InstanceType, SubnetId};
+
+/// How instances are bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Market {
+    /// Spot capacity: up to 90 % cheaper, can be reclaimed.
+    Spot,
+    /// On-demand capacity.
+    OnDemand,
+}
+
+impl Market {
+    /// The name used in outputs and the summary.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Market::Spot => "spot",
+            Market::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// Which markets a start may use, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarketPolicy {
+    /// Spot only; fail when no spot capacity is found.
+    Spot,
+    /// On-demand only.
+    OnDemand,
+    /// Spot first, on-demand when every spot candidate failed.
+    SpotThenOnDemand,
+}
+
+/// The latest spot price of one type in one zone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SpotPrice {
+    /// Instance type.
+    pub(crate) instance_type: InstanceType,
+    /// Availability zone.
+    pub(crate) zone: String,
+    /// USD per hour.
+    pub(crate) price: f64,
+}
+
+/// One way to launch: a type, where, and how it is bought.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Candidate {
+    /// Instance type.
+    pub(crate) instance_type: InstanceType,
+    /// Zone for `Placement.AvailabilityZone` (no subnet given), or the subnet's
+    /// zone when known; `None` lets EC2 choose.
+    pub(crate) zone: Option<String>,
+    /// Subnet to launch into, when the user gave subnets.
+    pub(crate) subnet: Option<SubnetId>,
+    /// Market.
+    pub(crate) market: Market,
+    /// Current spot price, when known (USD per hour).
+    pub(crate) spot_price: Option<f64>,
+}
+
+/// Fetches the current Linux spot price of each type in each zone. One call
+/// (paginated) covers every type; asking from "now" returns only the latest
+/// price per type and zone.
+pub(crate) async fn spot_prices(
+    client: &Client,
+    types: &[InstanceType],
+) -> Result<Vec<SpotPrice>, AwsError> {
+    let mut latest: HashMap<(String, String), (aws_smithy_types::DateTime, f64)> = HashMap::new();
+    let mut pages = client
+        .describe_spot_price_history()
+        .set_instance_types(Some(
+            types
+                .iter()
+                .map(|t| Ec2InstanceType::from(t.as_str()))
+                .collect(),
+        ))
+        .filters(
+            Filter::builder()
+                .name("product-description")
+                .values("Linux/UNIX")
+                .build(),
+        )
+        .start_time(aws_smithy_types::DateTime::from(
+            std::time::SystemTime::now(),
+        ))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeSpotPriceHistory", &e))?;
+        for item in page.spot_price_history() {
+            let (Some(kind), Some(zone), Some(price), Some(at)) = (
+                item.instance_type(),
+                item.availability_zone(),
+                item.spot_price().and_then(|p| p.parse::<f64>().ok()),
+                item.timestamp(),
+            ) else {
+                continue;
+            };
+            let key = (kind.as_str().to_owned(), zone.to_owned());
+            let newer = latest
+                .get(&key)
+                .is_none_or(|(seen, _)| at.secs() > seen.secs());
+            if newer {
+                latest.insert(key, (*at, price));
+            }
+        }
+    }
+    let mut prices: Vec<SpotPrice> = latest
+        .into_iter()
+        .filter_map(|((kind, zone), (_, price))| {
+            Some(SpotPrice {
+                instance_type: InstanceType::parse(&kind).ok()?,
+                zone,
+                price,
+            })
+        })
+        .collect();
+    prices.sort_by(|a, b| {
+        a.price
+            .total_cmp(&b.price)
+            .then_with(|| a.zone.cmp(&b.zone))
+    });
+    Ok(prices)
+}
+
+/// What ranking needs to know besides the prices.
+pub(crate) struct RankInput<'a> {
+    /// Acceptable types, preferred first.
+    pub(crate) types: &'a [InstanceType],
+    /// Zones the user allows (empty: all).
+    pub(crate) zones: &'a [String],
+    /// Subnets the user gave, in order, with their zone when known.
+    pub(crate) subnets: &'a [(SubnetId, Option<String>)],
+    /// Highest acceptable spot price (USD per hour).
+    pub(crate) max_spot_price: Option<f64>,
+    /// Markets to use.
+    pub(crate) policy: MarketPolicy,
+}
+
+/// Orders the launch candidates: spot by price (ties by the user's type
+/// order, then zone), types without a price after the priced ones, then
+/// on-demand in the user's type order.
+pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate> {
+    let type_rank = |t: &InstanceType| {
+        input
+            .types
+            .iter()
+            .position(|x| x == t)
+            .unwrap_or(usize::MAX)
+    };
+    let zone_allowed = |z: &str| input.zones.is_empty() || input.zones.iter().any(|a| a == z);
+    let price_ok = |p: f64| input.max_spot_price.is_none_or(|max| p <= max);
+    let mut candidates = Vec::new();
+
+    if input.policy != MarketPolicy::OnDemand {
+        let mut priced: Vec<&SpotPrice> = prices
+            .iter()
+            .filter(|p| {
+                type_rank(&p.instance_type) != usize::MAX
+                    && zone_allowed(&p.zone)
+                    && price_ok(p.price)
+            })
+            .collect();
+        priced.sort_by(|a, b| {
+            a.price
+                .total_cmp(&b.price)
+                .then_with(|| type_rank(&a.instance_type).cmp(&type_rank(&b.instance_type)))
+                .then_with(|| a.zone.cmp(&b.zone))
+        });
+        if input.subnets.is_empty() {
+            for p in &priced {
+                candidates.push(Candidate {
+                    instance_type: p.instance_type.clone(),
+                    zone: Some(p.zone.clone()),
+                    subnet: None,
+                    market: Market::Spot,
+                    spot_price: Some(p.price),
+                });
+            }
+            // A type with no published price in any allowed zone is still worth
+            // a try (EC2 picks the zone), unless a price cap is set, which we
+            // could not check.
+            if input.max_spot_price.is_none() {
+                for t in input.types {
+                    let has_price = prices
+                        .iter()
+                        .any(|p| &p.instance_type == t && zone_allowed(&p.zone));
+                    if !has_price && input.zones.is_empty() {
+                        candidates.push(Candidate {
+                            instance_type: t.clone(),
+                            zone: None,
+                            subnet: None,
+                            market: Market::Spot,
+                            spot_price: None,
+                        });
+                    }
+                }
+            }
+        } else {
+            candidates.extend(subnet_candidates(input, prices, Market::Spot));
+        }
+    }
+
+    if input.policy != MarketPolicy::Spot {
+        if input.subnets.is_empty() {
+            for t in input.types {
+                candidates.push(Candidate {
+                    instance_type: t.clone(),
+                    zone: None,
+                    subnet: None,
+                    market: Market::OnDemand,
+                    spot_price: None,
+                });
+            }
+        } else {
+            candidates.extend(subnet_candidates(input, prices, Market::OnDemand));
+        }
+    }
+    candidates
+}
+
+/// Candidates when subnets are pinned: every (type, subnet) pair. With known
+/// subnet zones, spot pairs are ordered by that zone's price; otherwise the
+/// user's type order, then subnet order.
+fn subnet_candidates(
+    input: &RankInput<'_>,
+    prices: &[SpotPrice],
+    market: Market,
+) -> Vec<Candidate> {
+    let price_of = |t: &InstanceType, zone: &Option<String>| {
+        zone.as_ref().and_then(|z| {
+            prices
+                .iter()
+                .find(|p| &p.instance_type == t && &p.zone == z)
+                .map(|p| p.price)
+        })
+    };
+    let mut out = Vec::new();
+    for (ti, t) in input.types.iter().enumerate() {
+        for (si, (subnet, zone)) in input.subnets.iter().enumerate() {
+            if let Some(zone) = zone {
+                if !input.zones.is_empty() && !input.zones.contains(zone) {
+                    continue;
+                }
+            }
+            let spot_price = if market == Market::Spot {
+                price_of(t, zone)
+            } else {
+                None
+            };
+            if market == Market::Spot {
+                if let (Some(max), Some(price)) = (input.max_spot_price, spot_price) {
+                    if price > max {
+                        continue;
+                    }
+                }
+            }
+            out.push((
+                spot_price.unwrap_or(f64::INFINITY),
+                ti,
+                si,
+                Candidate {
+                    instance_type: t.clone(),
+                    zone: zone.clone(),
+                    subnet: Some(subnet.clone()),
+                    market,
+                    spot_price,
+                },
+            ));
+        }
+    }
+    if market == Market::Spot {
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    }
+    out.into_iter().map(|(_, _, _, c)| c).collect()
+}
+
+/// Maps subnets to their zones with ec2:DescribeSubnets. That action is not
+/// in the six-action policy: when it is denied, the subnets are tried in the
+/// given order, and the log says so once.
+pub(crate) async fn subnet_zones(
+    client: &Client,
+    subnets: &[SubnetId],
+) -> Vec<(SubnetId, Option<String>)> {
+    if subnets.is_empty() {
+        return Vec::new();
+    }
+    let result = client
+        .describe_subnets()
+        .set_subnet_ids(Some(
+            subnets.iter().map(|s| s.as_str().to_owned()).collect(),
+        ))
+        .send()
+        .await;
+    match result {
+        Ok(output) => {
+            let zones: HashMap<&str, &str> = output
+                .subnets()
+                .iter()
+                .filter_map(|s| Some((s.subnet_id()?, s.availability_zone()?)))
+                .collect();
+            subnets
+                .iter()
+                .map(|s| (s.clone(), zones.get(s.as_str()).map(|z| (*z).to_owned())))
+                .collect()
+        }
+        Err(err) => {
+            let err = AwsError::from_sdk("DescribeSubnets", &err);
+            tracing::info!(
+                "could not map subnet-ids to zones ({}); trying the subnets in the given order. Allow ec2:DescribeSubnets to rank them by spot price",
+                err.code.as_deref().unwrap_or("no answer")
+            );
+            subnets.iter().map(|s| (s.clone(), None)).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str) -> InstanceType {
+        InstanceType::parse(name).unwrap()
+    }
+
+    fn price(kind: &str, zone: &str, price: f64) -> SpotPrice {
+        SpotPrice {
+            instance_type: t(kind),
+            zone: zone.into(),
+            price,
+        }
+    }
+
+    fn summary(c: &[Candidate]) -> Vec<String> {
+        c.iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} {}",
+                    c.market.as_str(),
+                    c.instance_type,
+                    c.zone.as_deref().unwrap_or("-"),
+                    c.subnet.as_ref().map(|s| s.as_str()).unwrap_or("-")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cheapest_spot_first_then_on_demand_in_user_order() {
+        let types = [t("c7i.large"), t("c6i.large")];
+        let prices = [
+            price("c7i.large", "us-east-1a", 0.05),
+            price("c7i.large", "us-east-1b", 0.03),
+            price("c6i.large", "us-east-1a", 0.04),
+        ];
+        let input = RankInput {
+            types: &types,
+            zones: &[],
+            subnets: &[],
+            max_spot_price: None,
+            policy: MarketPolicy::SpotThenOnDemand,
+        };
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            [
+                "spot c7i.large us-east-1b -",
+                "spot c6i.large us-east-1a -",
+                "spot c7i.large us-east-1a -",
+                "on-demand c7i.large - -",
+                "on-demand c6i.large - -",
+            ]
+        );
+    }
+
+    #[test]
+    fn zones_and_price_cap_filter_spot_and_policy_picks_markets() {
+        let types = [t("c7i.large")];
+        let prices = [
+            price("c7i.large", "us-east-1a", 0.05),
+            price("c7i.large", "us-east-1b", 0.03),
+        ];
+        let zones = ["us-east-1a".to_owned()];
+        let mut input = RankInput {
+            types: &types,
+            zones: &zones,
+            subnets: &[],
+            max_spot_price: Some(0.04),
+            policy: MarketPolicy::Spot,
+        };
+        assert!(rank(&input, &prices).is_empty());
+        input.max_spot_price = None;
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            ["spot c7i.large us-east-1a -"]
+        );
+        input.policy = MarketPolicy::OnDemand;
+        assert_eq!(summary(&rank(&input, &prices)), ["on-demand c7i.large - -"]);
+    }
+
+    #[test]
+    fn types_without_prices_still_get_a_spot_try() {
+        let types = [t("c7i.large"), t("m7i.large")];
+        let prices = [price("c7i.large", "us-east-1a", 0.05)];
+        let input = RankInput {
+            types: &types,
+            zones: &[],
+            subnets: &[],
+            max_spot_price: None,
+            policy: MarketPolicy::Spot,
+        };
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            ["spot c7i.large us-east-1a -", "spot m7i.large - -"]
+        );
+    }
+
+    #[test]
+    fn subnets_keep_user_order_without_zones_and_price_order_with_them() {
+        let types = [t("c7i.large")];
+        let a = SubnetId::parse("subnet-ids", "subnet-0000000a").unwrap();
+        let b = SubnetId::parse("subnet-ids", "subnet-0000000b").unwrap();
+        let prices = [
+            price("c7i.large", "us-east-1a", 0.05),
+            price("c7i.large", "us-east-1b", 0.03),
+        ];
+        let unknown = [(a.clone(), None), (b.clone(), None)];
+        let input = RankInput {
+            types: &types,
+            zones: &[],
+            subnets: &unknown,
+            max_spot_price: None,
+            policy: MarketPolicy::Spot,
+        };
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            [
+                "spot c7i.large - subnet-0000000a",
+                "spot c7i.large - subnet-0000000b"
+            ]
+        );
+        let known = [
+            (a, Some("us-east-1a".to_owned())),
+            (b, Some("us-east-1b".to_owned())),
+        ];
+        let input = RankInput {
+            subnets: &known,
+            ..input
+        };
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            [
+                "spot c7i.large us-east-1b subnet-0000000b",
+                "spot c7i.large us-east-1a subnet-0000000a"
+            ]
+        );
+    }
+}

@@ -1,0 +1,1301 @@
+//! Validated settings: raw strings from `cli` become checked types here,
+//! before any network call, so every bad input gets one clear line and
+//! nothing is launched. The rest of the code trusts these types.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cli::{AwsArgs, GithubArgs, InstanceArgs, StartArgs, StopArgs};
+use crate::placement::MarketPolicy;
+use crate::userdata;
+
+/// A bad input: which one, what was given, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("input `{input}`: {problem}{}", value.as_ref().map(|v| format!(" (got `{v}`)")).unwrap_or_default())]
+pub(crate) struct InvalidInput {
+    /// The input's name, as in action.yml and the `--flag`.
+    pub(crate) input: &'static str,
+    /// The offending value, quoted back, or `None` for secrets and absent values.
+    pub(crate) value: Option<String>,
+    /// What is wrong and how to fix it, in one sentence.
+    pub(crate) problem: String,
+}
+
+impl InvalidInput {
+    fn new(input: &'static str, value: Option<&str>, problem: impl Into<String>) -> Self {
+        Self {
+            input,
+            value: value.map(printable),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Quotes a value back to the user on one line, whatever it contains.
+fn printable(value: &str) -> String {
+    let escaped: String = value.escape_debug().collect();
+    if escaped.chars().count() > 80 {
+        format!("{}…", escaped.chars().take(80).collect::<String>())
+    } else {
+        escaped
+    }
+}
+
+/// Treats an absent, empty or blank value alike: the composite action passes
+/// every input through `env:`, so an unset input arrives as an empty string.
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Splits a list given with commas and/or newlines.
+fn list(value: &Option<String>) -> Vec<String> {
+    present(value)
+        .map(|v| {
+            v.split([',', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_hex_id(value: &str, prefix: &str) -> bool {
+    value.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Defines a newtype for an EC2 resource id of the form `prefix-` + 8 or 17 hex digits.
+macro_rules! ec2_id {
+    ($name:ident, $prefix:literal, $what:literal, $example:literal) => {
+        #[doc = concat!("A checked ", $what, " id (`", $prefix, "…`).")]
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(crate) struct $name(String);
+
+        impl $name {
+            /// Checks the id's shape.
+            pub(crate) fn parse(input: &'static str, value: &str) -> Result<Self, InvalidInput> {
+                if is_hex_id(value, $prefix) {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(InvalidInput::new(
+                        input,
+                        Some(value),
+                        concat!(
+                            "not ",
+                            $what,
+                            " id; expected `",
+                            $prefix,
+                            "` followed by 8 or 17 lowercase hex digits, e.g. ",
+                            $example
+                        ),
+                    ))
+                }
+            }
+
+            /// The id as EC2 expects it.
+            pub(crate) fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+ec2_id!(ImageId, "ami-", "an AMI", "ami-0123456789abcdef0");
+ec2_id!(SubnetId, "subnet-", "a subnet", "subnet-0123456789abcdef0");
+ec2_id!(
+    SecurityGroupId,
+    "sg-",
+    "a security group",
+    "sg-0123456789abcdef0"
+);
+
+/// A checked EC2 instance type such as `c7i.large`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct InstanceType(String);
+
+impl InstanceType {
+    /// Checks the `family.size` shape; EC2 itself says whether the type exists.
+    pub(crate) fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let ok = value.split_once('.').is_some_and(|(family, size)| {
+            !family.is_empty()
+                && !size.is_empty()
+                && family
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && size
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        if ok && value.len() <= 32 {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidInput::new(
+                "instance-types",
+                Some(value),
+                "not an EC2 instance type; expected family.size in lowercase, e.g. c7i.large",
+            ))
+        }
+    }
+
+    /// The type as EC2 expects it.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The longest label we accept: runner names are the label plus `-NN`, and
+/// GitHub limits runner names to 64 characters.
+const MAX_LABEL_LEN: usize = 60;
+
+/// A runner label: the key that ties the instance, its runner and the job together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Label(String);
+
+impl Label {
+    /// Checks that the label is safe everywhere it goes: a GitHub label, a runner
+    /// name, an EC2 tag value and a `runs-on:` expression.
+    pub(crate) fn parse(input: &'static str, value: &str) -> Result<Self, InvalidInput> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_LABEL_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else if value.is_empty() {
+            Err(InvalidInput::new(
+                input,
+                None,
+                "is empty; pass the `label` output of the start step (for a cancelled start, run the cleanup mode instead)",
+            ))
+        } else {
+            Err(InvalidInput::new(
+                input,
+                Some(value),
+                format!(
+                    "not a usable label; use 1 to {MAX_LABEL_LEN} letters, digits, `-`, `_` or `.`"
+                ),
+            ))
+        }
+    }
+
+    /// The label text.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A unique default label for this run: run id, attempt, job and a random
+    /// suffix, so re-runs and parallel jobs never share a machine.
+    pub(crate) fn generate(run: &RunContext) -> Self {
+        use rand::Rng;
+        let suffix: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(6)
+            .map(|c| char::from(c).to_ascii_lowercase())
+            .collect();
+        let job: String = run
+            .job
+            .as_deref()
+            .unwrap_or("job")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(16)
+            .collect();
+        let run_part = match (&run.run_id, &run.run_attempt) {
+            (Some(id), Some(attempt)) => format!("{id}-{attempt}"),
+            (Some(id), None) => id.clone(),
+            _ => "local".to_owned(),
+        };
+        Self(format!("ec2-{run_part}-{job}-{suffix}"))
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user tag for the instance and its volumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tag {
+    /// Tag key: 1–128 characters, not reserved.
+    pub(crate) key: String,
+    /// Tag value: 0–256 characters.
+    pub(crate) value: String,
+}
+
+/// Parses `key=value` pairs, one per line or separated by commas.
+pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput> {
+    let mut tags: Vec<Tag> = Vec::new();
+    for item in list(raw) {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(InvalidInput::new(
+                "tags",
+                Some(&item),
+                "a tag must be `key=value`, one per line or separated by commas",
+            ));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(InvalidInput::new(
+                "tags",
+                Some(&item),
+                "tag keys take 1 to 128 characters and values up to 256",
+            ));
+        }
+        if key.chars().chain(value.chars()).any(char::is_control) {
+            return Err(InvalidInput::new(
+                "tags",
+                Some(&item),
+                "tags cannot contain control characters",
+            ));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") || key.starts_with(crate::tags::PREFIX) {
+            return Err(InvalidInput::new(
+                "tags",
+                Some(&item),
+                format!(
+                    "keys starting with `aws:` or `{}` are reserved; choose another key",
+                    crate::tags::PREFIX
+                ),
+            ));
+        }
+        if key == "Name" {
+            // The Name tag is ours (it carries the runner name); a second one
+            // would make RunInstances fail with a duplicate-key error.
+            return Err(InvalidInput::new(
+                "tags",
+                Some(&item),
+                "the Name tag is set to the runner name; choose another key",
+            ));
+        }
+        if tags.iter().any(|t| t.key == key) {
+            return Err(InvalidInput::new(
+                "tags",
+                Some(&item),
+                "each tag key may appear once",
+            ));
+        }
+        tags.push(Tag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+    Ok(tags)
+}
+
+/// Parses a duration like `90s`, `5m` or `1h30m`, within bounds.
+pub(crate) fn parse_duration(
+    input: &'static str,
+    raw: &Option<String>,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, InvalidInput> {
+    let Some(value) = present(raw) else {
+        return Ok(default);
+    };
+    let parsed = humantime::parse_duration(value).map_err(|_| {
+        InvalidInput::new(
+            input,
+            Some(value),
+            "not a duration; write a number with a unit, e.g. 90s, 5m or 1h30m",
+        )
+    })?;
+    if parsed < min || parsed > max {
+        return Err(InvalidInput::new(
+            input,
+            Some(value),
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
+fn parse_number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    input: &'static str,
+    raw: &Option<String>,
+    min: T,
+    max: T,
+) -> Result<Option<T>, InvalidInput> {
+    let Some(value) = present(raw) else {
+        return Ok(None);
+    };
+    match value.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(Some(n)),
+        _ => Err(InvalidInput::new(
+            input,
+            Some(value),
+            format!("must be a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+/// Picks one of a closed set of words, naming the choices when it fails.
+fn parse_choice<T: Copy>(
+    input: &'static str,
+    raw: &Option<String>,
+    default: T,
+    choices: &[(&str, T)],
+) -> Result<T, InvalidInput> {
+    let Some(value) = present(raw) else {
+        return Ok(default);
+    };
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            InvalidInput::new(
+                input,
+                Some(value),
+                format!("unknown value; choose one of: {}", names.join(", ")),
+            )
+        })
+}
+
+/// Parses `true`/`false` (and the usual spellings).
+fn parse_bool(
+    input: &'static str,
+    raw: &Option<String>,
+    default: bool,
+) -> Result<bool, InvalidInput> {
+    parse_choice(
+        input,
+        raw,
+        default,
+        &[
+            ("true", true),
+            ("false", false),
+            ("yes", true),
+            ("no", false),
+            ("1", true),
+            ("0", false),
+        ],
+    )
+}
+
+/// What `start` waits for before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitFor {
+    /// Return once EC2 reports the instance `running`.
+    Running,
+    /// Return once the runner is online on GitHub (two polls in a row).
+    Online,
+    /// Return right after the launch request succeeded.
+    None,
+}
+
+/// A repository `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Repository {
+    /// The owning user or organization.
+    pub(crate) owner: String,
+    /// The repository name.
+    pub(crate) name: String,
+}
+
+impl Repository {
+    fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let valid_part = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 100
+                && s != "."
+                && s != ".."
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        match value.split_once('/') {
+            Some((owner, name)) if valid_part(owner) && valid_part(name) => Ok(Self {
+                owner: owner.to_owned(),
+                name: name.to_owned(),
+            }),
+            _ => Err(InvalidInput::new(
+                "repository",
+                Some(value),
+                "expected `owner/name`, e.g. octo-org/octo-repo",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+/// Where the runner is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// A repository-level runner.
+    Repository(Repository),
+    /// An organization-level runner.
+    Organization(String),
+}
+
+impl Scope {
+    /// The API path prefix of the runner endpoints for this scope.
+    pub(crate) fn runners_path(&self) -> String {
+        match self {
+            Scope::Repository(repo) => {
+                format!("/repos/{}/{}/actions/runners", repo.owner, repo.name)
+            }
+            Scope::Organization(org) => format!("/orgs/{org}/actions/runners"),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Repository(repo) => write!(f, "repository {repo}"),
+            Scope::Organization(org) => write!(f, "organization {org}"),
+        }
+    }
+}
+
+/// How the GitHub App is named in the JWT's `iss` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AppIdentifier {
+    /// The numeric App id.
+    Id(u64),
+    /// The App's client id (`Iv…`), which GitHub recommends for new integrations.
+    ClientId(String),
+}
+
+/// The private key of a GitHub App, parsed and checked before any request.
+pub(crate) struct AppKey {
+    /// The key ready for signing.
+    pub(crate) key: octocrab::jsonwebtoken::EncodingKey,
+}
+
+impl fmt::Debug for AppKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AppKey(***)")
+    }
+}
+
+/// How to authenticate to GitHub.
+#[derive(Debug)]
+pub(crate) enum GithubAuth {
+    /// A personal access token or an installation token, used as given.
+    Token(SecretString),
+    /// A GitHub App: sign a JWT, find the installation, mint an installation token.
+    App {
+        /// App id or client id.
+        app: AppIdentifier,
+        /// The App's private key.
+        key: AppKey,
+        /// The installation, when the user knows it.
+        installation_id: Option<u64>,
+    },
+}
+
+/// Everything needed to talk to GitHub.
+#[derive(Debug)]
+pub(crate) struct GithubSettings {
+    /// API base URL, without a trailing slash.
+    pub(crate) api_url: String,
+    /// The credential.
+    pub(crate) auth: GithubAuth,
+    /// Where runners are registered.
+    pub(crate) scope: Scope,
+}
+
+impl GithubSettings {
+    /// Validates the GitHub inputs. Every secret is masked before it is parsed,
+    /// so not even a parse error could show it.
+    pub(crate) fn from_args(args: &GithubArgs) -> Result<Self, InvalidInput> {
+        let token = present(&args.github_token);
+        let app_id = present(&args.github_app_id);
+        let app_key = args
+            .github_app_private_key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty());
+        if let Some(token) = token {
+            crate::actions::mask(token);
+        }
+        if let Some(key) = app_key {
+            crate::actions::mask(key);
+        }
+
+        let auth = match (token, app_id, app_key) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(InvalidInput::new(
+                    "github-token",
+                    None,
+                    "give either github-token or github-app-id with github-app-private-key, not both",
+                ));
+            }
+            (Some(token), None, None) => GithubAuth::Token(SecretString::from(token.to_owned())),
+            (None, Some(app), Some(pem)) => GithubAuth::App {
+                app: parse_app_identifier(app)?,
+                key: parse_app_key(pem)?,
+                installation_id: parse_number(
+                    "github-app-installation-id",
+                    &args.github_app_installation_id,
+                    1,
+                    u64::MAX,
+                )?,
+            },
+            (None, Some(_), None) => {
+                return Err(InvalidInput::new(
+                    "github-app-private-key",
+                    None,
+                    "is missing; github-app-id needs the App's private key (PEM) as well",
+                ));
+            }
+            (None, None, Some(_)) => {
+                return Err(InvalidInput::new(
+                    "github-app-id",
+                    None,
+                    "is missing; github-app-private-key needs the App id or client id as well",
+                ));
+            }
+            (None, None, None) => {
+                return Err(InvalidInput::new(
+                    "github-token",
+                    None,
+                    "no GitHub credential; give github-app-id with github-app-private-key (recommended) or github-token",
+                ));
+            }
+        };
+
+        let scope = match present(&args.organization) {
+            Some(org) => {
+                let ok = org.len() <= 39
+                    && org.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !org.starts_with('-');
+                if !ok {
+                    return Err(InvalidInput::new(
+                        "organization",
+                        Some(org),
+                        "not an organization login; use letters, digits and single hyphens",
+                    ));
+                }
+                Scope::Organization(org.to_owned())
+            }
+            None => {
+                let from_env = std::env::var("GITHUB_REPOSITORY").ok();
+                let repo = present(&args.repository)
+                    .or_else(|| from_env.as_deref().filter(|v| !v.is_empty()))
+                    .ok_or_else(|| {
+                        InvalidInput::new(
+                            "repository",
+                            None,
+                            "is missing; give `owner/name` (GITHUB_REPOSITORY is not set outside Actions) or an organization",
+                        )
+                    })?;
+                Scope::Repository(Repository::parse(repo)?)
+            }
+        };
+
+        let api_url = present(&args.github_api_url)
+            .unwrap_or("https://api.github.com")
+            .trim_end_matches('/')
+            .to_owned();
+        match url::Url::parse(&api_url) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {}
+            _ => {
+                return Err(InvalidInput::new(
+                    "github-api-url",
+                    Some(&api_url),
+                    "not an http(s) URL; use https://api.github.com or https://HOST/api/v3 for GitHub Enterprise Server",
+                ));
+            }
+        }
+        Ok(Self {
+            api_url,
+            auth,
+            scope,
+        })
+    }
+}
+
+fn parse_app_identifier(value: &str) -> Result<AppIdentifier, InvalidInput> {
+    if let Ok(id) = value.parse::<u64>() {
+        if id > 0 {
+            return Ok(AppIdentifier::Id(id));
+        }
+    }
+    let client_id_shape = value.starts_with("Iv")
+        && value.len() <= 40
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    if client_id_shape {
+        Ok(AppIdentifier::ClientId(value.to_owned()))
+    } else {
+        Err(InvalidInput::new(
+            "github-app-id",
+            Some(value),
+            "not an App id or client id; use the numeric App ID or the Client ID (Iv…) from the App's settings page",
+        ))
+    }
+}
+
+fn parse_app_key(pem: &str) -> Result<AppKey, InvalidInput> {
+    // A key pasted into a secret often arrives with literal `\n` sequences.
+    let normalised = if pem.contains("\\n") && !pem.contains('\n') {
+        pem.replace("\\n", "\n")
+    } else {
+        pem.to_owned()
+    };
+    let normalised = normalised.trim();
+    if !normalised.starts_with("-----BEGIN") {
+        return Err(InvalidInput::new(
+            "github-app-private-key",
+            None,
+            "is not a PEM private key; paste the whole .pem file the App's settings page generated, from -----BEGIN to -----END",
+        ));
+    }
+    octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(normalised.as_bytes())
+        .map(|key| AppKey { key })
+        .map_err(|_| {
+            InvalidInput::new(
+                "github-app-private-key",
+                None,
+                "could not be read as an RSA private key (PKCS#1 or PKCS#8 PEM); generate a new key on the App's settings page",
+            )
+        })
+}
+
+/// The workflow run this invocation belongs to (from the Actions environment).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunContext {
+    /// `GITHUB_RUN_ID`.
+    pub(crate) run_id: Option<String>,
+    /// `GITHUB_RUN_ATTEMPT`.
+    pub(crate) run_attempt: Option<String>,
+    /// `GITHUB_JOB`.
+    pub(crate) job: Option<String>,
+    /// `GITHUB_REPOSITORY`.
+    pub(crate) repository: Option<String>,
+}
+
+impl RunContext {
+    /// Reads the run from the environment Actions sets.
+    pub(crate) fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            run_id: var("GITHUB_RUN_ID"),
+            run_attempt: var("GITHUB_RUN_ATTEMPT"),
+            job: var("GITHUB_JOB"),
+            repository: var("GITHUB_REPOSITORY"),
+        }
+    }
+}
+
+/// The region override, when given.
+pub(crate) fn aws_region(args: &AwsArgs) -> Result<Option<String>, InvalidInput> {
+    let Some(region) = present(&args.aws_region) else {
+        return Ok(None);
+    };
+    let ok = region.len() <= 32
+        && region.split('-').count() >= 3
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(Some(region.to_owned()))
+    } else {
+        Err(InvalidInput::new(
+            "aws-region",
+            Some(region),
+            "not an AWS region name, e.g. us-east-1",
+        ))
+    }
+}
+
+/// What goes on the instance: the user-data settings except the JIT config,
+/// which only exists once GitHub has minted it.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceSettings {
+    /// The AMI.
+    pub(crate) image_id: Option<ImageId>,
+    /// Acceptable types, preferred first.
+    pub(crate) instance_types: Vec<InstanceType>,
+    /// Subnets to launch into; empty means the default VPC.
+    pub(crate) subnet_ids: Vec<SubnetId>,
+    /// Security groups; empty means the VPC's default group.
+    pub(crate) security_group_ids: Vec<SecurityGroupId>,
+    /// The runner label.
+    pub(crate) label: Label,
+    /// Extra runner labels.
+    pub(crate) extra_labels: Vec<String>,
+    /// User tags.
+    pub(crate) tags: Vec<Tag>,
+    /// Root volume size in GiB.
+    pub(crate) volume_size: Option<i32>,
+    /// The image's root device name.
+    pub(crate) root_device_name: String,
+    /// Runner group for the JIT config.
+    pub(crate) runner_group_id: u64,
+    /// Hard limit on the machine's life.
+    pub(crate) max_lifetime: Duration,
+    /// How long the machine waits for a job.
+    pub(crate) idle_timeout: Duration,
+    /// A pre-installed runner's directory.
+    pub(crate) runner_dir: Option<String>,
+    /// The runner release to download when none is installed.
+    pub(crate) runner_release: RunnerDownload,
+    /// Script run before the runner.
+    pub(crate) pre_runner_script: Option<String>,
+}
+
+impl InstanceSettings {
+    /// Validates the instance inputs; `require_image` is false for `user-data`.
+    pub(crate) fn from_args(
+        args: &InstanceArgs,
+        run: &RunContext,
+        require_image: bool,
+    ) -> Result<Self, InvalidInput> {
+        let image_id = match present(&args.image_id) {
+            Some(id) => Some(ImageId::parse("image-id", id)?),
+            None if require_image => {
+                return Err(InvalidInput::new(
+                    "image-id",
+                    None,
+                    "is missing; give the AMI to launch, e.g. ami-0123456789abcdef0",
+                ));
+            }
+            None => None,
+        };
+        let instance_types = list(&args.instance_types)
+            .iter()
+            .map(|t| InstanceType::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        if instance_types.is_empty() && require_image {
+            return Err(InvalidInput::new(
+                "instance-types",
+                None,
+                "is missing; give one or more instance types, e.g. c7i.large,c6i.large",
+            ));
+        }
+        let subnet_ids = list(&args.subnet_ids)
+            .iter()
+            .map(|s| SubnetId::parse("subnet-ids", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let security_group_ids = list(&args.security_group_ids)
+            .iter()
+            .map(|s| SecurityGroupId::parse("security-group-ids", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let label = match present(&args.label) {
+            Some(label) => Label::parse("label", label)?,
+            None => Label::generate(run),
+        };
+        let extra_labels = list(&args.labels);
+        for extra in &extra_labels {
+            if Label::parse("labels", extra).is_err() {
+                return Err(InvalidInput::new(
+                    "labels",
+                    Some(extra),
+                    format!(
+                        "not a usable runner label; use 1 to {MAX_LABEL_LEN} letters, digits, `-`, `_` or `.`"
+                    ),
+                ));
+            }
+        }
+        if extra_labels.len() > 90 {
+            return Err(InvalidInput::new(
+                "labels",
+                None,
+                "at most 90 extra labels (GitHub allows 100 per runner)",
+            ));
+        }
+        let root_device_name = present(&args.root_device_name)
+            .unwrap_or("/dev/sda1")
+            .to_owned();
+        if !root_device_name.starts_with("/dev/")
+            || !root_device_name[5..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+            || root_device_name.len() <= 5
+        {
+            return Err(InvalidInput::new(
+                "root-device-name",
+                Some(&root_device_name),
+                "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda",
+            ));
+        }
+        let max_lifetime = parse_duration(
+            "max-lifetime",
+            &args.max_lifetime,
+            Duration::from_secs(6 * 3600),
+            Duration::from_secs(5 * 60),
+            Duration::from_secs(7 * 24 * 3600),
+        )?;
+        let idle_timeout = parse_duration(
+            "idle-timeout",
+            &args.idle_timeout,
+            Duration::from_secs(15 * 60),
+            Duration::from_secs(60),
+            Duration::from_secs(24 * 3600),
+        )?;
+        if idle_timeout > max_lifetime {
+            return Err(InvalidInput::new(
+                "idle-timeout",
+                present(&args.idle_timeout),
+                "is longer than max-lifetime; the machine would power off before it gives up waiting",
+            ));
+        }
+        let runner_dir = present(&args.runner_dir).map(str::to_owned);
+        if let Some(dir) = &runner_dir {
+            if !dir.starts_with('/') || dir.chars().any(char::is_control) {
+                return Err(InvalidInput::new(
+                    "runner-dir",
+                    Some(dir),
+                    "must be an absolute path on the image, e.g. /opt/actions-runner",
+                ));
+            }
+        }
+        let runner_release = parse_runner_release(&args.runner_version, &args.runner_sha256)?;
+        let pre_runner_script = present(&args.pre_runner_script).map(str::to_owned);
+        if pre_runner_script
+            .as_deref()
+            .is_some_and(|s| s.contains('\0'))
+        {
+            return Err(InvalidInput::new(
+                "pre-runner-script",
+                None,
+                "contains a NUL byte, which bash cannot run",
+            ));
+        }
+        Ok(Self {
+            image_id,
+            instance_types,
+            subnet_ids,
+            security_group_ids,
+            label,
+            extra_labels,
+            tags: parse_tags(&args.tags)?,
+            volume_size: parse_number("volume-size", &args.volume_size, 8, 16_384)?,
+            root_device_name,
+            runner_group_id: parse_number("runner-group-id", &args.runner_group_id, 1, u64::MAX)?
+                .unwrap_or(1),
+            max_lifetime,
+            idle_timeout,
+            runner_dir,
+            runner_release,
+            pre_runner_script,
+        })
+    }
+}
+
+/// The actions/runner release to download, with the checksum per architecture.
+/// An architecture without a checksum cannot download (the script powers off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunnerDownload {
+    /// Version without the leading `v`.
+    pub(crate) version: String,
+    /// SHA-256 of the linux-x64 tarball.
+    pub(crate) sha256_x64: Option<String>,
+    /// SHA-256 of the linux-arm64 tarball.
+    pub(crate) sha256_arm64: Option<String>,
+}
+
+impl RunnerDownload {
+    fn pinned(release: &userdata::RunnerRelease) -> Self {
+        Self {
+            version: release.version.to_owned(),
+            sha256_x64: Some(release.sha256_x64.to_owned()),
+            sha256_arm64: Some(release.sha256_arm64.to_owned()),
+        }
+    }
+}
+
+fn parse_runner_release(
+    version: &Option<String>,
+    sha256: &Option<String>,
+) -> Result<RunnerDownload, InvalidInput> {
+    let known = userdata::RUNNER_RELEASES;
+    let Some(version) = present(version) else {
+        if present(sha256).is_some() {
+            return Err(InvalidInput::new(
+                "runner-sha256",
+                None,
+                "needs runner-version: the checksums belong to one runner release",
+            ));
+        }
+        return Ok(RunnerDownload::pinned(&known[0]));
+    };
+    let version = version.trim_start_matches('v');
+    let shape_ok = version.split('.').count() == 3
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !shape_ok {
+        return Err(InvalidInput::new(
+            "runner-version",
+            Some(version),
+            "not a runner version; use MAJOR.MINOR.PATCH, e.g. 2.329.0",
+        ));
+    }
+    if let Some(raw) = present(sha256) {
+        let mut x64 = None;
+        let mut arm64 = None;
+        for part in raw
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (arch, hex) = part.split_once('=').unwrap_or(("", part));
+            let hex_ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+            match (arch.trim(), hex_ok) {
+                ("x64", true) => x64 = Some(hex.to_ascii_lowercase()),
+                ("arm64", true) => arm64 = Some(hex.to_ascii_lowercase()),
+                _ => {
+                    return Err(InvalidInput::new(
+                        "runner-sha256",
+                        Some(part),
+                        "expected `x64=HEX` and/or `arm64=HEX` with 64 hex digits each",
+                    ));
+                }
+            }
+        }
+        return Ok(RunnerDownload {
+            version: version.to_owned(),
+            sha256_x64: x64,
+            sha256_arm64: arm64,
+        });
+    }
+    known
+        .iter()
+        .find(|r| r.version == version)
+        .map(RunnerDownload::pinned)
+        .ok_or_else(|| {
+            let versions: Vec<&str> = known.iter().map(|r| r.version).collect();
+            InvalidInput::new(
+                "runner-version",
+                Some(version),
+                format!(
+                    "has no pinned checksum; use one of {} or pass its checksums in runner-sha256",
+                    versions.join(", ")
+                ),
+            )
+        })
+}
+
+/// Validated inputs of `start`.
+#[derive(Debug)]
+pub(crate) struct StartSettings {
+    /// GitHub side.
+    pub(crate) github: GithubSettings,
+    /// Region override.
+    pub(crate) region: Option<String>,
+    /// The instance and its runner.
+    pub(crate) instance: InstanceSettings,
+    /// What to wait for.
+    pub(crate) wait_for: WaitFor,
+    /// The whole start's deadline.
+    pub(crate) timeout: Duration,
+    /// Which markets to use, after `on-demand-on-retry` was applied.
+    pub(crate) market: MarketPolicy,
+    /// Allowed zones (empty: all).
+    pub(crate) zones: Vec<String>,
+    /// Spot price cap, USD per hour.
+    pub(crate) max_spot_price: Option<f64>,
+    /// Number of runners.
+    pub(crate) count: u32,
+    /// Whether fewer than `count` runners is still a success.
+    pub(crate) allow_partial: bool,
+    /// Launch with raised gp3 IOPS/throughput and drop them after boot.
+    pub(crate) boot_boost: bool,
+    /// The run this start belongs to.
+    pub(crate) run: RunContext,
+}
+
+impl StartSettings {
+    /// Validates every input of `start`.
+    pub(crate) fn from_args(args: &StartArgs) -> Result<Self, InvalidInput> {
+        let run = RunContext::from_env();
+        let instance = InstanceSettings::from_args(&args.instance, &run, true)?;
+        let github = GithubSettings::from_args(&args.github)?;
+        let chosen = parse_choice(
+            "market",
+            &args.market,
+            MarketPolicy::SpotThenOnDemand,
+            &[
+                ("spot-then-on-demand", MarketPolicy::SpotThenOnDemand),
+                ("spot", MarketPolicy::Spot),
+                ("on-demand", MarketPolicy::OnDemand),
+            ],
+        )?;
+        let on_demand_on_retry = parse_bool("on-demand-on-retry", &args.on_demand_on_retry, true)?;
+        let attempt: u32 = run
+            .run_attempt
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1);
+        // A re-run most often follows a spot interruption: take capacity that stays.
+        let market =
+            if on_demand_on_retry && attempt > 1 && chosen == MarketPolicy::SpotThenOnDemand {
+                MarketPolicy::OnDemand
+            } else {
+                chosen
+            };
+        let zones = list(&args.availability_zones);
+        for zone in &zones {
+            let ok = zone.len() <= 32
+                && zone.split('-').count() >= 3
+                && zone
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(InvalidInput::new(
+                    "availability-zones",
+                    Some(zone),
+                    "not an availability zone name, e.g. us-east-1a",
+                ));
+            }
+        }
+        let max_spot_price = match present(&args.max_spot_price) {
+            None => None,
+            Some(raw) => match raw.trim_start_matches('$').parse::<f64>() {
+                Ok(p) if p.is_finite() && p > 0.0 && p < 1000.0 => Some(p),
+                _ => {
+                    return Err(InvalidInput::new(
+                        "max-spot-price",
+                        Some(raw),
+                        "must be a price in USD per hour, greater than 0, e.g. 0.05",
+                    ));
+                }
+            },
+        };
+        if max_spot_price.is_some() && chosen == MarketPolicy::OnDemand {
+            return Err(InvalidInput::new(
+                "max-spot-price",
+                present(&args.max_spot_price),
+                "has no effect with `market: on-demand`; remove it or use a spot market",
+            ));
+        }
+        Ok(Self {
+            market,
+            zones,
+            max_spot_price,
+            count: parse_number("count", &args.count, 1, 50)?.unwrap_or(1),
+            allow_partial: parse_bool("allow-partial", &args.allow_partial, false)?,
+            boot_boost: parse_bool("boot-boost", &args.boot_boost, true)?,
+            github,
+            region: aws_region(&args.aws)?,
+            instance,
+            wait_for: parse_choice(
+                "wait-for",
+                &args.wait_for,
+                WaitFor::Running,
+                &[
+                    ("running", WaitFor::Running),
+                    ("online", WaitFor::Online),
+                    ("none", WaitFor::None),
+                ],
+            )?,
+            timeout: parse_duration(
+                "timeout",
+                &args.timeout,
+                Duration::from_secs(300),
+                Duration::from_secs(10),
+                Duration::from_secs(3600),
+            )?,
+            run,
+        })
+    }
+}
+
+/// Validated inputs of `stop`.
+#[derive(Debug)]
+pub(crate) struct StopSettings {
+    /// GitHub side.
+    pub(crate) github: GithubSettings,
+    /// Region override.
+    pub(crate) region: Option<String>,
+    /// The label to stop.
+    pub(crate) label: Label,
+}
+
+impl StopSettings {
+    /// Validates every input of `stop`.
+    pub(crate) fn from_args(args: &StopArgs) -> Result<Self, InvalidInput> {
+        let label = Label::parse("label", present(&args.label).unwrap_or(""))?;
+        Ok(Self {
+            github: GithubSettings::from_args(&args.github)?,
+            region: aws_region(&args.aws)?,
+            label,
+        })
+    }
+}
+
+/// Validated inputs of `cleanup`.
+#[derive(Debug)]
+pub(crate) struct CleanupSettings {
+    /// GitHub side.
+    pub(crate) github: GithubSettings,
+    /// Region override.
+    pub(crate) region: Option<String>,
+    /// Report only.
+    pub(crate) dry_run: bool,
+    /// Minimum age before anything is touched.
+    pub(crate) grace_period: Duration,
+    /// Deadline for a runner to come online.
+    pub(crate) registration_timeout: Duration,
+    /// Lifetime assumed for instances without a lifetime tag.
+    pub(crate) default_max_lifetime: Duration,
+    /// Name prefix of the tool's runners.
+    pub(crate) runner_prefix: String,
+    /// Pause before deleting machine-less runners.
+    pub(crate) settle: Duration,
+}
+
+impl CleanupSettings {
+    /// Validates every input of `cleanup`.
+    pub(crate) fn from_args(args: &crate::cli::CleanupArgs) -> Result<Self, InvalidInput> {
+        let runner_prefix = present(&args.runner_prefix).unwrap_or("ec2-").to_owned();
+        if runner_prefix.len() < 3 {
+            return Err(InvalidInput::new(
+                "runner-prefix",
+                Some(&runner_prefix),
+                "must be at least 3 characters, so cleanup cannot match every runner",
+            ));
+        }
+        Ok(Self {
+            dry_run: parse_bool("dry-run", &args.dry_run, false)?,
+            grace_period: parse_duration(
+                "grace-period",
+                &args.grace_period,
+                Duration::from_secs(300),
+                Duration::ZERO,
+                Duration::from_secs(24 * 3600),
+            )?,
+            registration_timeout: parse_duration(
+                "registration-timeout",
+                &args.registration_timeout,
+                Duration::from_secs(600),
+                Duration::from_secs(60),
+                Duration::from_secs(24 * 3600),
+            )?,
+            default_max_lifetime: parse_duration(
+                "max-lifetime",
+                &args.max_lifetime,
+                Duration::from_secs(6 * 3600),
+                Duration::from_secs(5 * 60),
+                Duration::from_secs(7 * 24 * 3600),
+            )?,
+            settle: parse_duration(
+                "settle",
+                &args.settle,
+                Duration::from_secs(10),
+                Duration::ZERO,
+                Duration::from_secs(120),
+            )?,
+            runner_prefix,
+            github: GithubSettings::from_args(&args.github)?,
+            region: aws_region(&args.aws)?,
+        })
+    }
+}
+
+/// Exposes a secret for the one place that must send it.
+pub(crate) fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_accept_both_lengths_and_reject_the_rest() {
+        assert!(ImageId::parse("image-id", "ami-0123456789abcdef0").is_ok());
+        assert!(ImageId::parse("image-id", "ami-12345678").is_ok());
+        for bad in [
+            "ami-XYZ",
+            "ami-0123456789ABCDEF0",
+            "ami-",
+            "sg-12345678",
+            "ami-1234567",
+        ] {
+            let err = ImageId::parse("image-id", bad).unwrap_err().to_string();
+            assert!(
+                err.contains("image-id") && err.contains("ami-0123456789abcdef0"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn tags_parse_and_reject_reserved_or_malformed_keys() {
+        let tags = parse_tags(&Some("team=ci\ncost-center = 42, empty=".into())).unwrap();
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags[1].key, "cost-center");
+        assert_eq!(tags[1].value, "42");
+        assert_eq!(tags[2].value, "");
+        for bad in [
+            "novalue",
+            "=x",
+            "aws:foo=1",
+            "ec2-spot-runner:label=x",
+            "Name=x",
+            "a=1,a=2",
+        ] {
+            assert!(parse_tags(&Some(bad.into())).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn generated_labels_are_unique_and_valid() {
+        let run = RunContext {
+            run_id: Some("123".into()),
+            run_attempt: Some("2".into()),
+            job: Some("Build & Test".into()),
+            repository: None,
+        };
+        let a = Label::generate(&run);
+        let b = Label::generate(&run);
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("ec2-123-2-build---test-"), "{a}");
+        Label::parse("label", a.as_str()).unwrap();
+    }
+
+    #[test]
+    fn durations_have_units_and_bounds() {
+        let d = |v: &str| {
+            parse_duration(
+                "timeout",
+                &Some(v.into()),
+                Duration::from_secs(300),
+                Duration::from_secs(10),
+                Duration::from_secs(3600),
+            )
+        };
+        assert_eq!(d("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(d("1h").unwrap(), Duration::from_secs(3600));
+        assert!(d("5").is_err());
+        assert!(d("-5m").is_err());
+        assert!(d("2h").is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! The tags that mark what this tool launched. Stop and cleanup select only
+//! by the managed tag plus the label, so they never touch other machines.
+
+use aws_sdk_ec2::types::{ResourceType, Tag as Ec2Tag, TagSpecification};
+
+use crate::settings::{Label, RunContext, Tag};
+
+/// Prefix of every tag key the tool owns.
+pub(crate) const PREFIX: &str = "ec2-spot-runner:";
+/// Present (value `true`) on everything the tool launched.
+pub(crate) const MANAGED: &str = "ec2-spot-runner:managed";
+/// The runner label.
+pub(crate) const LABEL: &str = "ec2-spot-runner:label";
+/// The runner's name on GitHub.
+pub(crate) const RUNNER_NAME: &str = "ec2-spot-runner:runner-name";
+/// Where the runner is registered (`owner/name` or `org:NAME`).
+pub(crate) const SCOPE: &str = "ec2-spot-runner:scope";
+/// The repository of the workflow run that launched it.
+pub(crate) const REPOSITORY: &str = "ec2-spot-runner:repository";
+/// `GITHUB_RUN_ID`.
+pub(crate) const RUN_ID: &str = "ec2-spot-runner:run-id";
+/// `GITHUB_RUN_ATTEMPT`.
+pub(crate) const RUN_ATTEMPT: &str = "ec2-spot-runner:run-attempt";
+/// `GITHUB_JOB`.
+pub(crate) const JOB: &str = "ec2-spot-runner:job";
+/// Launch time, RFC 3339 UTC; cleanup computes ages from it.
+pub(crate) const CREATED_AT: &str = "ec2-spot-runner:created-at";
+/// The machine's own power-off deadline, so cleanup knows its lifetime.
+pub(crate) const MAX_LIFETIME: &str = "ec2-spot-runner:max-lifetime";
+
+/// Everything needed to tag one launch.
+pub(crate) struct LaunchTags<'a> {
+    /// The runner label.
+    pub(crate) label: &'a Label,
+    /// The runner's name.
+    pub(crate) runner_name: &'a str,
+    /// Scope, as written in the tag.
+    pub(crate) scope: String,
+    /// The run.
+    pub(crate) run: &'a RunContext,
+    /// Launch time.
+    pub(crate) created_at: chrono::DateTime<chrono::Utc>,
+    /// Max lifetime in seconds.
+    pub(crate) max_lifetime_secs: u64,
+    /// The user's own tags.
+    pub(crate) user: &'a [Tag],
+}
+
+impl LaunchTags<'_> {
+    /// The key/value pairs, ours first.
+    pub(crate) fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            ("Name".to_owned(), self.runner_name.to_owned()),
+            (MANAGED.to_owned(), "true".to_owned()),
+            (LABEL.to_owned(), self.label.as_str().to_owned()),
+            (RUNNER_NAME.to_owned(), self.runner_name.to_owned()),
+            (SCOPE.to_owned(), self.scope.clone()),
+            (
+                CREATED_AT.to_owned(),
+                self.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            (MAX_LIFETIME.to_owned(), self.max_lifetime_secs.to_string()),
+        ];
+        let run = [
+            (REPOSITORY, &self.run.repository),
+            (RUN_ID, &self.run.run_id),
+            (RUN_ATTEMPT, &self.run.run_attempt),
+            (JOB, &self.run.job),
+        ];
+        for (key, value) in run {
+            if let Some(value) = value {
+                pairs.push((key.to_owned(), value.clone()));
+            }
+        }
+        pairs.extend(self.user.iter().map(|t| (t.key.clone(), t.value.clone())));
+        pairs
+    }
+
+    /// Tag specifications for the instance and its volumes, applied atomically
+    /// at creation: nothing is ever untagged, not even for a moment.
+    pub(crate) fn specifications(&self) -> Vec<TagSpecification> {
+        let tags: Vec<Ec2Tag> = self
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| Ec2Tag::builder().key(k).value(v).build())
+            .collect();
+        [ResourceType::Instance, ResourceType::Volume]
+            .into_iter()
+            .map(|resource| {
+                TagSpecification::builder()
+                    .resource_type(resource)
+                    .set_tags(Some(tags.clone()))
+                    .build()
+            })
+            .collect()
+    }
+}
+
+/// Reads a tag's value from an instance's tags.
+pub(crate) fn value<'a>(tags: &'a [Ec2Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}

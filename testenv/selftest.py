@@ -1,0 +1,675 @@
+"""Quick end-to-end check of the local test environment.
+
+    "$(bash testenv/setup.sh)/bin/python" testenv/selftest.py
+
+Starts serve.py, exercises every shim and stand-in feature once and asserts the
+results.  Exit status 0 on success.  Prints "N passed, 0 failed" at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+from http.client import HTTPConnection
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+AMI = "ami-1e749f67"  # ships with moto (ubuntu trusty, x86_64, us-east-1)
+REGION = "us-east-1"
+
+RESULTS: list[tuple[str, bool, str]] = []
+
+
+def check(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    def deco(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            t = time.perf_counter()
+            try:
+                fn()
+            except Exception:
+                RESULTS.append((name, False, traceback.format_exc()))
+                print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
+            else:
+                RESULTS.append((name, True, ""))
+                print(f"ok   {name} ({(time.perf_counter() - t) * 1000:.0f} ms)", flush=True)
+
+        run.__name__ = fn.__name__
+        CHECKS.append(run)
+        return run
+
+    return deco
+
+
+CHECKS: list[Callable[[], None]] = []
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str | None] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Plain HTTP without urllib's implicit User-Agent. A header given as
+    None is left out."""
+    parts = urllib.parse.urlsplit(url)
+    hdrs: dict[str, str | None] = {"User-Agent": "ec2-spot-runner-selftest"}
+    hdrs.update(headers or {})
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    conn = HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, path, body=data, headers={k: v for k, v in hdrs.items() if v is not None})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def jbody(raw: bytes) -> Any:
+    return json.loads(raw.decode()) if raw else None
+
+
+# --------------------------------------------------------------- fixtures
+class Env:
+    proc: subprocess.Popen
+    urls: dict[str, Any]
+    ready_file: str
+
+
+ENV = Env()
+
+
+def start_server() -> None:
+    tmp = tempfile.mkdtemp(prefix="ec2sr-selftest-")
+    ENV.ready_file = os.path.join(tmp, "ready.json")
+    t = time.perf_counter()
+    ENV.proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "serve.py"), "--ready-file", ENV.ready_file, "--exit-on-stdin-eof"],
+        stdin=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not os.path.exists(ENV.ready_file):
+        if ENV.proc.poll() is not None:
+            raise SystemExit(f"serve.py exited early with {ENV.proc.returncode}")
+        if time.monotonic() > deadline:
+            raise SystemExit("serve.py did not become ready in 30 s")
+        time.sleep(0.02)
+    with open(ENV.ready_file) as fh:
+        ENV.urls = json.load(fh)
+    print(f"serve.py ready after {(time.perf_counter() - t) * 1000:.0f} ms: {ENV.urls}", flush=True)
+
+
+def ec2_client(key: str = "AKIAIOSFODNN7EXAMPLE", secret: str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY") -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=ENV.urls["ec2"],
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def client_error(fn: Callable[[], Any]) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    try:
+        fn()
+    except ClientError as err:
+        return {"code": err.response["Error"]["Code"], "message": err.response["Error"].get("Message", ""), "status": err.response["ResponseMetadata"]["HTTPStatusCode"]}
+    raise AssertionError("expected a ClientError")
+
+
+def shim(method: str, path: str, body: Any = None) -> Any:
+    status, _, raw = http(method, ENV.urls["ec2"] + path, body)
+    assert status < 300, (status, raw)
+    return jbody(raw)
+
+
+def standin(method: str, path: str, body: Any = None) -> Any:
+    status, _, raw = http(method, ENV.urls["github"] + path, body)
+    assert status < 300, (status, raw)
+    return jbody(raw)
+
+
+def subnet_and_sg(ec2: Any) -> tuple[str, str]:
+    subnet = next(
+        s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["AvailabilityZone"] == "us-east-1a"
+    )
+    sg = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    return subnet, sg
+
+
+def launch_kwargs(ec2: Any, **over: Any) -> dict[str, Any]:
+    subnet, sg = subnet_and_sg(ec2)
+    kw: dict[str, Any] = dict(
+        ImageId=AMI,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="c7i.large",
+        Placement={"AvailabilityZone": "us-east-1a"},
+        SubnetId=subnet,
+        SecurityGroupIds=[sg],
+        UserData="#!/bin/bash\necho runner\n",  # boto3 base64-encodes it
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        InstanceInitiatedShutdownBehavior="terminate",
+        InstanceMarketOptions={"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}},
+        BlockDeviceMappings=[
+            {
+                "DeviceName": "/dev/xvda",
+                "Ebs": {"VolumeSize": 30, "VolumeType": "gp3", "Iops": 4000, "Throughput": 250, "Encrypted": True, "DeleteOnTermination": True},
+            }
+        ],
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "runner-1"}, {"Key": "ec2-spot-runner", "Value": "job-1"}]},
+            {"ResourceType": "volume", "Tags": [{"Key": "ec2-spot-runner", "Value": "job-1"}]},
+        ],
+    )
+    kw.update(over)
+    return kw
+
+
+def all_instances(ec2: Any) -> list[dict[str, Any]]:
+    return [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+
+
+# ------------------------------------------------------------------ EC2
+@check("moto accepts the full RunInstances parameter set; DescribeInstances/Volumes report it")
+def t_run_instances() -> None:
+    shim("POST", "/_shim/reset")
+    ec2 = ec2_client()
+    inst = ec2.run_instances(**launch_kwargs(ec2))["Instances"][0]
+    d = ec2.describe_instances(InstanceIds=[inst["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert {t["Key"]: t["Value"] for t in d["Tags"]} == {"Name": "runner-1", "ec2-spot-runner": "job-1"}, d["Tags"]
+    assert d["MetadataOptions"]["HttpTokens"] == "required"
+    assert d["Placement"]["AvailabilityZone"] == "us-east-1a"
+    assert d["InstanceLifecycle"] == "spot"
+    assert d["InstanceType"] == "c7i.large"
+    vol_id = d["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    assert d["BlockDeviceMappings"][0]["DeviceName"] == "/dev/xvda"
+    vol = ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]
+    assert vol["VolumeType"] == "gp3" and vol["Encrypted"] and vol["Size"] == 30, vol
+    assert vol["Iops"] == 4000 and vol.get("Throughput") == 250, vol  # patched by the shim
+    assert {t["Key"]: t["Value"] for t in vol["Tags"]} == {"ec2-spot-runner": "job-1"}
+    mod = ec2.modify_volume(VolumeId=vol_id, Iops=6000, Throughput=500)["VolumeModification"]
+    assert mod["TargetIops"] == 6000 and mod["TargetThroughput"] == 500, mod
+    calls = shim("GET", "/_shim/calls")
+    run = [c for c in calls if c["action"] == "RunInstances"][-1]
+    assert run["params"]["UserData"] == base64.b64encode(b"#!/bin/bash\necho runner\n").decode()
+    assert run["params"]["InstanceMarketOptions.MarketType"] == "spot"
+    assert run["status"] == 200 and run["answered_by"] == "moto" and run["service"] == "ec2"
+
+
+@check("DryRun gives DryRunOperation (412)")
+def t_dry_run() -> None:
+    ec2 = ec2_client()
+    err = client_error(lambda: ec2.run_instances(DryRun=True, **launch_kwargs(ec2)))
+    assert err["code"] == "DryRunOperation" and err["status"] == 412, err
+    iid = all_instances(ec2)[0]["InstanceId"]
+    err = client_error(lambda: ec2.terminate_instances(InstanceIds=[iid], DryRun=True))
+    assert err["code"] == "DryRunOperation", err
+    err = client_error(lambda: ec2.describe_spot_price_history(DryRun=True, InstanceTypes=["c7i.large"]))
+    assert err["code"] == "DryRunOperation" and err["status"] == 412, err  # moto alone answers 200
+
+
+@check("ClientToken idempotency: replay and IdempotentParameterMismatch")
+def t_idempotency() -> None:
+    ec2 = ec2_client()
+    before = len(all_instances(ec2))
+    kw = launch_kwargs(ec2, ClientToken="tok-idem-1")
+    a = ec2.run_instances(**kw)["Instances"][0]["InstanceId"]
+    b = ec2.run_instances(**kw)["Instances"][0]["InstanceId"]
+    assert a == b
+    assert len(all_instances(ec2)) == before + 1
+    err = client_error(lambda: ec2.run_instances(**dict(kw, InstanceType="m7i.large")))
+    assert err["code"] == "IdempotentParameterMismatch" and err["status"] == 400, err
+    answered = [c["answered_by"] for c in shim("GET", "/_shim/calls") if c["action"] == "RunInstances"][-3:]
+    assert answered == ["moto", "shim-idempotency", "shim-idempotency"], answered
+
+
+@check("fault injection: error with match, null = absent, times, delay")
+def t_faults() -> None:
+    ec2 = ec2_client()
+    shim("DELETE", "/_shim/faults")
+    shim(
+        "POST",
+        "/_shim/faults",
+        [
+            {
+                "action": "RunInstances",
+                "match": {"InstanceType": "c7i.large", "Placement.AvailabilityZone": "us-east-1a", "InstanceMarketOptions.MarketType": "spot", "KeyName": None},
+                "status": 500,
+                "code": "InsufficientInstanceCapacity",
+                "message": "We currently do not have sufficient c7i.large capacity in the Availability Zone you requested (us-east-1a).",
+                "times": 1,
+            }
+        ],
+    )
+    # a KeyName is present, so "KeyName": null does not match
+    ec2.run_instances(**launch_kwargs(ec2, KeyName="some-key"))
+    assert len(shim("GET", "/_shim/faults")) == 1
+    err = client_error(lambda: ec2.run_instances(**launch_kwargs(ec2)))
+    assert err["code"] == "InsufficientInstanceCapacity" and err["status"] == 500, err
+    assert shim("GET", "/_shim/faults") == []
+    ec2.run_instances(**launch_kwargs(ec2))  # times exhausted
+    shim("POST", "/_shim/faults", [{"action": "DescribeRegions", "delay_ms": 300, "times": 1}])
+    t = time.monotonic()
+    ec2.describe_regions()
+    assert time.monotonic() - t >= 0.3
+    last = shim("GET", "/_shim/calls")[-1]
+    assert last["action"] == "DescribeRegions" and last["status"] == 200
+
+
+@check("drop_response: side effect happens, client sees InternalError, token replay returns it")
+def t_drop_response() -> None:
+    ec2 = ec2_client()
+    before = {i["InstanceId"] for i in all_instances(ec2)}
+    shim("POST", "/_shim/faults", [{"action": "RunInstances", "drop_response": True, "times": 1}])
+    kw = launch_kwargs(ec2, ClientToken="tok-drop-1")
+    err = client_error(lambda: ec2.run_instances(**kw))
+    assert err["code"] == "InternalError" and err["status"] == 500, err
+    created = {i["InstanceId"] for i in all_instances(ec2)} - before
+    assert len(created) == 1, created
+    again = ec2.run_instances(**kw)["Instances"][0]["InstanceId"]
+    assert {again} == created
+    assert len({i["InstanceId"] for i in all_instances(ec2)} - before) == 1
+
+
+@check("DescribeSpotPriceHistory answered from the shim's table")
+def t_spot_prices() -> None:
+    ec2 = ec2_client()
+    shim(
+        "POST",
+        "/_shim/spot-prices",
+        [
+            {"instance_type": "c7i.large", "availability_zone": "us-east-1a", "price": "0.0312"},
+            {"instance_type": "c7i.large", "availability_zone": "us-east-1b", "price": "0.0290"},
+            {"instance_type": "m7i.large", "availability_zone": "us-east-1a", "price": "0.0400"},
+        ],
+    )
+    raw: dict[str, bytes] = {}
+    ec2.meta.events.register(
+        "after-call.ec2.DescribeSpotPriceHistory", lambda http_response, **_: raw.__setitem__("b", http_response.content)
+    )
+    now = datetime.now(timezone.utc)
+    out = ec2.describe_spot_price_history(
+        InstanceTypes=["c7i.large"],
+        StartTime=now,
+        Filters=[
+            {"Name": "product-description", "Values": ["Linux/UNIX"]},
+            {"Name": "availability-zone", "Values": ["us-east-1a", "us-east-1b", "us-east-1c"]},
+        ],
+    )
+    items = out["SpotPriceHistory"]
+    got = sorted((i["InstanceType"], i["AvailabilityZone"], i["SpotPrice"], i["ProductDescription"]) for i in items)
+    assert got == [("c7i.large", "us-east-1a", "0.0312", "Linux/UNIX"), ("c7i.large", "us-east-1b", "0.0290", "Linux/UNIX")], got
+    assert all(abs((i["Timestamp"] - now).total_seconds()) < 5 for i in items)
+    body = raw["b"].decode()
+    for tag in ("<DescribeSpotPriceHistoryResponse", "<spotPriceHistorySet>", "<item>", "<availabilityZone>", "<instanceType>", "<productDescription>", "<spotPrice>", "<timestamp>", "<nextToken"):
+        assert tag in body, (tag, body)
+    one = ec2.describe_spot_price_history(AvailabilityZone="us-east-1a", MaxResults=1)
+    assert len(one["SpotPriceHistory"]) == 1 and one["NextToken"]
+    assert client_error(lambda: ec2.describe_spot_price_history(Filters=[{"Name": "bogus", "Values": ["x"]}]))["code"] == "InvalidParameterValue"
+    shim("DELETE", "/_shim/spot-prices")
+
+
+@check("pending_seconds: DescribeInstances reports pending, then running")
+def t_pending() -> None:
+    ec2 = ec2_client()
+    shim("POST", "/_shim/config", {"pending_seconds": 1.0})
+    iid = ec2.run_instances(**launch_kwargs(ec2))["Instances"][0]["InstanceId"]
+    first = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]
+    assert first == {"Code": 0, "Name": "pending"}, first
+    running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+    assert iid not in {i["InstanceId"] for r in running["Reservations"] for i in r["Instances"]}
+    time.sleep(1.1)
+    later = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]
+    assert later == {"Code": 16, "Name": "running"}, later
+    shim("POST", "/_shim/config", {"pending_seconds": 0})
+
+
+@check("iam-user: enforced IAM, allowed call works, denied call gives UnauthorizedOperation")
+def t_iam() -> None:
+    ec2 = ec2_client()
+    iid = all_instances(ec2)[0]["InstanceId"]
+    kw = launch_kwargs(ec2)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Launch", "Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateTags"], "Resource": ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*::image/*"]},
+            {"Sid": "Read", "Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"], "Resource": "*"},
+        ],
+    }
+    creds = shim("POST", "/_shim/iam-user", {"user": "runner-bot", "policy": policy})
+    assert creds["access_key_id"].startswith("AKIA") and creds["secret_access_key"]
+    assert any("widened" in n for n in creds["policy_changes"]), creds["policy_changes"]
+    bot = ec2_client(creds["access_key_id"], creds["secret_access_key"])
+    bot.describe_instances()
+    err = client_error(lambda: bot.terminate_instances(InstanceIds=[iid]))
+    assert err["code"] == "UnauthorizedOperation" and err["status"] == 403, err
+    err = client_error(lambda: bot.terminate_instances(InstanceIds=[iid], DryRun=True))
+    assert err["code"] == "UnauthorizedOperation", err
+    err = client_error(lambda: bot.run_instances(DryRun=True, **kw))
+    assert err["code"] == "DryRunOperation", err
+    err = client_error(lambda: ec2.describe_instances())  # key unknown to moto's IAM
+    assert err["code"] == "AuthFailure", err
+    assert creds["admin_credentials"] == ["testing"]
+    admin = ec2_client("testing", "testing")  # stays valid with full access
+    assert iid in {i["InstanceId"] for r in admin.describe_instances()["Reservations"] for i in r["Instances"]}
+    notags = shim("POST", "/_shim/iam-user", {"user": "no-tags", "policy": {"Statement": [{"Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:Describe*"], "Resource": "*"}]}})
+    nt = ec2_client(notags["access_key_id"], notags["secret_access_key"])
+    err = client_error(lambda: nt.run_instances(DryRun=True, **kw))  # tags need ec2:CreateTags
+    assert err["code"] == "UnauthorizedOperation" and "ec2:CreateTags" in err["message"], err
+    plain = {k: v for k, v in kw.items() if k != "TagSpecifications"}
+    err = client_error(lambda: nt.run_instances(DryRun=True, **plain))
+    assert err["code"] == "DryRunOperation", err
+    shim("POST", "/_shim/config", {"rewrite_access_denied": False})
+    err = client_error(lambda: bot.terminate_instances(InstanceIds=[iid]))
+    assert err["code"] == "AccessDenied" and err["status"] == 403, err
+    shim("POST", "/_shim/config", {"rewrite_access_denied": True})
+    denied = [c for c in shim("GET", "/_shim/calls") if c["action"] == "TerminateInstances"][-1]
+    assert denied["access_key_id"] == creds["access_key_id"] and denied["error_code"] == "AccessDenied"
+    shim("POST", "/_shim/auth", {"enforce": False})
+    ec2.describe_instances()
+
+
+@check("call log: non-EC2 requests logged, DELETE clears; reset empties moto")
+def t_call_log_and_reset() -> None:
+    import boto3
+
+    sts = boto3.client("sts", region_name=REGION, endpoint_url=ENV.urls["ec2"], aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
+    sts.get_caller_identity()
+    last = shim("GET", "/_shim/calls")[-1]
+    assert last["service"] == "sts" and last["action"] == "GetCallerIdentity" and last["status"] == 200, last
+    http("GET", ENV.urls["ec2"] + "/moto-api/reset-auth")  # moto answers 400 "Need to POST"
+    assert shim("GET", "/_shim/calls")[-1]["service"] == "moto-api"
+    shim("DELETE", "/_shim/calls")
+    assert shim("GET", "/_shim/calls") == []
+    shim("POST", "/_shim/reset")
+    assert all_instances(ec2_client()) == []
+
+
+# --------------------------------------------------------------- GitHub
+KEYS: dict[str, Any] = {}
+
+
+def rsa_pair() -> tuple[Any, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key, pub
+
+
+def make_jwt(iss: Any = 1234, key: Any = None, alg: str = "RS256", iat_off: int = -60, exp_off: int = 540) -> str:
+    # PyJWS rather than jwt.encode: GitHub (and octocrab) use a numeric "iss",
+    # which PyJWT's claim-level encoder refuses.
+    from jwt.api_jws import PyJWS
+
+    now = int(time.time())
+    payload = json.dumps({"iss": iss, "iat": now + iat_off, "exp": now + exp_off}).encode()
+    if alg == "HS256":
+        return PyJWS().encode(payload, "not-a-real-secret-but-long-enough-for-hs256", algorithm="HS256")
+    return PyJWS().encode(payload, key or KEYS["app"], algorithm=alg)
+
+
+def gh(method: str, path: str, body: Any = None, auth: str | None = None, ua: str | None = "selftest/1.0", version: str | None = "2022-11-28") -> tuple[int, dict[str, str], Any]:
+    headers = {"Accept": "application/vnd.github+json", "User-Agent": ua, "X-GitHub-Api-Version": version}
+    if auth:
+        headers["Authorization"] = auth
+    status, hdrs, raw = http(method, ENV.urls["github"] + path, body, headers)
+    try:
+        parsed = jbody(raw)
+    except ValueError:
+        parsed = raw.decode()
+    return status, {k.lower(): v for k, v in hdrs.items()}, parsed
+
+
+def gh_config(auto_online_after: float | None = None) -> None:
+    if "app" not in KEYS:
+        KEYS["app"], KEYS["app_pub"] = rsa_pair()
+        KEYS["other"], _ = rsa_pair()
+    standin(
+        "POST",
+        "/_standin/config",
+        {
+            "apps": [
+                {
+                    "id": 1234,
+                    "client_id": "Iv23liABC",
+                    "public_key_pem": KEYS["app_pub"],
+                    "installations": [{"id": 55, "account": "acme", "account_type": "Organization", "repositories": ["acme/widgets"]}],
+                }
+            ],
+            "tokens": [{"token": "ghp_selftest", "repositories": ["acme/widgets"], "organizations": []}],
+            "auto_online_after": auto_online_after,
+        },
+    )
+
+
+def install_token() -> str:
+    status, _, body = gh("POST", "/app/installations/55/access_tokens", {}, auth=f"Bearer {make_jwt()}")
+    assert status == 201, (status, body)
+    return body["token"]
+
+
+@check("GitHub: User-Agent required, API version checked")
+def t_gh_headers() -> None:
+    gh_config()
+    status, hdrs, body = gh("GET", "/app", auth=f"Bearer {make_jwt()}", ua=None)
+    assert status == 403 and "User-Agent" in body, (status, body)
+    status, _, body = gh("GET", "/app", auth=f"Bearer {make_jwt()}", version="2020-01-01")
+    assert status == 400 and "2020-01-01" in body["message"], body
+    status, _, _ = gh("GET", "/app", auth=f"Bearer {make_jwt()}", version="2026-03-10")
+    assert status == 200
+    status, _, _ = gh("GET", "/app", auth=f"Bearer {make_jwt()}", version=None)
+    assert status == 200
+
+
+@check("GitHub: app JWT success paths")
+def t_gh_jwt_ok() -> None:
+    status, _, app = gh("GET", "/app", auth=f"Bearer {make_jwt()}")
+    assert status == 200 and app["id"] == 1234 and app["client_id"] == "Iv23liABC", app
+    status, _, inst = gh("GET", "/repos/acme/widgets/installation", auth=f"Bearer {make_jwt('1234')}")
+    assert status == 200 and inst["id"] == 55 and inst["account"]["login"] == "acme", inst
+    status, _, inst = gh("GET", "/orgs/acme/installation", auth=f"Bearer {make_jwt('Iv23liABC')}")
+    assert status == 200 and inst["id"] == 55
+    status, _, lst = gh("GET", "/app/installations", auth=f"Bearer {make_jwt()}")
+    assert status == 200 and [i["id"] for i in lst] == [55]
+    status, _, tok = gh("POST", "/app/installations/55/access_tokens", None, auth=f"Bearer {make_jwt()}")
+    assert status == 201 and tok["token"].startswith("ghs_") and tok["repository_selection"] == "selected", tok
+    exp = datetime.strptime(tok["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert timedelta(minutes=59) < exp - datetime.now(timezone.utc) <= timedelta(hours=1)
+    status, _, body = gh("GET", "/repos/acme/other/installation", auth=f"Bearer {make_jwt()}")
+    assert status == 404 and body["message"] == "Not Found"
+
+
+@check("GitHub: bad JWTs are rejected with GitHub's messages")
+def t_gh_jwt_bad() -> None:
+    cases = [
+        (make_jwt(exp_off=900), "'Expiration time' claim ('exp') is too far in the future"),
+        (make_jwt(iat_off=-700, exp_off=-10), "'Expiration time' claim ('exp') must be a numeric value"),
+        (make_jwt(iat_off=120, exp_off=300), "'Issued at' claim ('iat') must be an Integer"),
+        (make_jwt(iat_off=-300, exp_off=400), "'Expiration time' claim ('exp') is too far in the future"),
+        (make_jwt(iss=999), "Integration not found"),
+        (make_jwt(key=KEYS["other"]), "A JSON web token could not be decoded"),
+        (make_jwt(alg="HS256"), "A JSON web token could not be decoded"),
+        ("not.a.jwt", "A JSON web token could not be decoded"),
+    ]
+    for token, message in cases:
+        status, _, body = gh("GET", "/app", auth=f"Bearer {token}")
+        assert status == 401 and body["message"].startswith(message) and body["documentation_url"], (message, status, body)
+    status, _, body = gh("GET", "/app", auth="Bearer ghp_selftest")
+    assert status == 401
+
+
+@check("GitHub: token access rules (403 / 404 / 401)")
+def t_gh_tokens() -> None:
+    tok = install_token()
+    status, _, body = gh("GET", "/repos/acme/secret/actions/runners", auth=f"token {tok}")
+    assert status == 403 and body["message"] == "Resource not accessible by integration", body
+    status, _, body = gh("GET", "/repos/acme/secret/actions/runners", auth="Bearer ghp_selftest")
+    assert status == 404, body
+    status, _, body = gh("GET", "/orgs/acme/actions/runners", auth="Bearer ghp_selftest")
+    assert status == 404, body
+    status, _, body = gh("GET", "/orgs/acme/actions/runners", auth=f"Bearer {tok}")
+    assert status == 200, body
+    status, _, body = gh("GET", "/repos/acme/widgets/actions/runners", auth="Bearer ghp_wrong")
+    assert status == 401 and body["message"] == "Bad credentials", body
+    status, _, body = gh("GET", "/repos/acme/widgets/actions/runners")
+    assert status == 401, body
+
+
+@check("GitHub: JIT config 201, then 409; 422 on bad bodies")
+def t_gh_jit() -> None:
+    tok = install_token()
+    req = {"name": "ec2-i-0abc", "runner_group_id": 1, "labels": ["self-hosted", "linux", "ec2-job-42"], "work_folder": "_work"}
+    status, _, body = gh("POST", "/repos/acme/widgets/actions/runners/generate-jitconfig", req, auth=f"Bearer {tok}")
+    assert status == 201, body
+    r = body["runner"]
+    assert r["name"] == "ec2-i-0abc" and r["status"] == "offline" and r["busy"] is False
+    assert [(lab["name"], lab["type"]) for lab in r["labels"]] == [("self-hosted", "read-only"), ("linux", "read-only"), ("ec2-job-42", "custom")], r["labels"]
+    cfg = json.loads(base64.b64decode(body["encoded_jit_config"]))
+    assert cfg["runner_id"] == r["id"] and cfg["runner_name"] == "ec2-i-0abc" and len(cfg["secret"]) >= 32
+    status, _, body = gh("POST", "/repos/acme/widgets/actions/runners/generate-jitconfig", req, auth=f"Bearer {tok}")
+    assert status == 409 and body["message"] == "Already exists - A runner with the name ec2-i-0abc already exists.", body
+    for bad in (
+        {"name": "x", "runner_group_id": 1, "labels": []},
+        {"name": "", "runner_group_id": 1, "labels": ["a"]},
+        {"name": "x", "runner_group_id": "1", "labels": ["a"]},
+        {"name": "x", "labels": ["a"]},
+        {"name": "x", "runner_group_id": 1, "labels": [""]},
+    ):
+        status, _, body = gh("POST", "/repos/acme/widgets/actions/runners/generate-jitconfig", bad, auth=f"Bearer {tok}")
+        assert status == 422 and body["message"].startswith("Invalid request."), (bad, status, body)
+    status, _, body = gh("POST", "/repos/acme/widgets/actions/runners/registration-token", None, auth=f"Bearer {tok}")
+    assert status == 201 and body["token"] and body["expires_at"]
+    state = standin("GET", "/_standin/state")
+    assert state["registration_tokens_issued"] == 1 and state["installation_tokens_issued"] >= 1
+
+
+@check("GitHub: pagination Link header, name filter, get/delete, busy 422")
+def t_gh_runners() -> None:
+    tok = install_token()
+    base = "/repos/acme/widgets/actions/runners"
+    for n in range(2, 6):
+        status, _, _ = gh("POST", f"{base}/generate-jitconfig", {"name": f"r{n}", "runner_group_id": 1, "labels": ["x"]}, auth=f"Bearer {tok}")
+        assert status == 201
+    status, hdrs, body = gh("GET", f"{base}?per_page=2", auth=f"Bearer {tok}")
+    assert status == 200 and body["total_count"] == 5 and len(body["runners"]) == 2
+    host = ENV.urls["github"]
+    assert f'<{host}{base}?per_page=2&page=2>; rel="next"' in hdrs["link"], hdrs["link"]
+    assert f'<{host}{base}?per_page=2&page=3>; rel="last"' in hdrs["link"], hdrs["link"]
+    status, hdrs, body = gh("GET", f"{base}?per_page=2&page=3", auth=f"Bearer {tok}")
+    assert len(body["runners"]) == 1 and 'rel="prev"' in hdrs["link"] and 'rel="next"' not in hdrs["link"]
+    status, hdrs, body = gh("GET", f"{base}?name=r3", auth=f"Bearer {tok}")
+    assert body["total_count"] == 1 and body["runners"][0]["name"] == "r3" and "link" not in hdrs
+    rid = body["runners"][0]["id"]
+    status, _, one = gh("GET", f"{base}/{rid}", auth=f"Bearer {tok}")
+    assert status == 200 and one["id"] == rid
+    standin("POST", "/_standin/runners/status", {"name": "r3", "status": "online", "busy": True})
+    status, _, body = gh("DELETE", f"{base}/{rid}", auth=f"Bearer {tok}")
+    assert status == 422 and "still running a job" in body["message"], body
+    standin("POST", "/_standin/runners/status", {"name": "r3", "busy": False})
+    status, _, _ = gh("DELETE", f"{base}/{rid}", auth=f"Bearer {tok}")
+    assert status == 204
+    status, _, _ = gh("DELETE", f"{base}/{rid}", auth=f"Bearer {tok}")
+    assert status == 404
+    assert [d["name"] for d in standin("GET", "/_standin/state")["deleted_runners"]] == ["r3"]
+
+
+@check("GitHub: auto_online_after flips new runners online")
+def t_gh_auto_online() -> None:
+    gh_config(auto_online_after=0.3)
+    tok = install_token()
+    status, _, body = gh("POST", "/orgs/acme/actions/runners/generate-jitconfig", {"name": "org-r", "runner_group_id": 1, "labels": ["x"]}, auth=f"Bearer {tok}")
+    assert status == 201 and body["runner"]["status"] == "offline"
+    time.sleep(0.35)
+    status, _, r = gh("GET", f"/orgs/acme/actions/runners/{body['runner']['id']}", auth=f"Bearer {tok}")
+    assert r["status"] == "online" and r["os"] == "Linux", r
+
+
+@check("GitHub: faults (503 Retry-After, rate limit) and the call log")
+def t_gh_faults_and_log() -> None:
+    gh_config()
+    tok = install_token()
+    standin(
+        "POST",
+        "/_standin/faults",
+        [
+            {"method": "POST", "path": r"/generate-jitconfig$", "status": 503, "headers": {"Retry-After": "1"}, "times": 1},
+            {"method": "GET", "path": r"^/repos/[^/]+/[^/]+/actions/runners$", "status": 403, "headers": {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 30)}, "body": {"message": "API rate limit exceeded for installation ID 55.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}, "times": 1},
+        ],
+    )
+    req = {"name": "after-fault", "runner_group_id": 1, "labels": ["x"]}
+    status, hdrs, _ = gh("POST", "/repos/acme/widgets/actions/runners/generate-jitconfig", req, auth=f"Bearer {tok}")
+    assert status == 503 and hdrs["retry-after"] == "1"
+    status, _, _ = gh("POST", "/repos/acme/widgets/actions/runners/generate-jitconfig", req, auth=f"Bearer {tok}")
+    assert status == 201
+    status, hdrs, body = gh("GET", "/repos/acme/widgets/actions/runners", auth=f"Bearer {tok}")
+    assert status == 403 and hdrs["x-ratelimit-remaining"] == "0" and "rate limit" in body["message"]
+    assert standin("GET", "/_standin/faults") == []
+    gh("GET", "/repos/acme/widgets/actions/runners", auth=f"Bearer {tok}", ua=None, version=None)
+    calls = standin("GET", "/_standin/calls")
+    kinds = [(c["method"], c["auth"], c["status"]) for c in calls]
+    assert ("POST", "jwt", 201) in kinds and ("POST", "token", 503) in kinds, kinds
+    last = calls[-1]
+    assert last["user_agent"] is False and last["api_version"] is False and last["status"] == 403
+    assert all(tok not in json.dumps(c) for c in calls)
+    standin("DELETE", "/_standin/calls")
+    assert standin("GET", "/_standin/calls") == []
+
+
+# --------------------------------------------------------------- lifecycle
+@check("serve.py exits on SIGTERM and on stdin EOF, removing the ready file")
+def t_shutdown() -> None:
+    ENV.proc.send_signal(signal.SIGTERM)
+    assert ENV.proc.wait(timeout=10) == 0
+    assert not os.path.exists(ENV.ready_file)
+    ready = ENV.ready_file + ".2"
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "serve.py"), "--ready-file", ready, "--exit-on-stdin-eof", "--no-warmup"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not os.path.exists(ready):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+    assert not os.path.exists(ready)
+
+
+def main() -> int:
+    start_server()
+    try:
+        for fn in CHECKS:
+            fn()
+    finally:
+        if ENV.proc.poll() is None:
+            ENV.proc.terminate()
+            try:
+                ENV.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                ENV.proc.kill()
+    passed = sum(1 for _, ok, _ in RESULTS if ok)
+    failed = len(RESULTS) - passed
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+//! Transient faults never become failed jobs or duplicates: EC2 throttling
+//! and GitHub 5xx/429/secondary rate limits are retried (honouring
+//! Retry-After), and a JIT config retried under the same name recovers from 409.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::harness::{Env, PAT, REPO};
+
+#[test]
+fn ec2_throttling_is_retried_with_backoff() {
+    let env = Env::start();
+    env.faults(json!([
+        {"action": "DescribeInstances", "status": 503, "code": "RequestLimitExceeded",
+         "message": "Request limit exceeded.", "times": 2},
+        {"action": "RunInstances", "status": 503, "code": "RequestLimitExceeded",
+         "message": "Request limit exceeded.", "times": 1}
+    ]));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    assert_eq!(
+        env.instances().len(),
+        1,
+        "the throttled launch was retried, once it went through"
+    );
+    let throttled = env
+        .ec2_calls()
+        .iter()
+        .filter(|c| {
+            c["error_code"] == "RequestLimitExceeded" || c["code"] == "RequestLimitExceeded"
+        })
+        .count();
+    assert!(throttled >= 3, "the faults were hit ({throttled})");
+}
+
+#[test]
+fn github_server_errors_and_rate_limits_are_retried_honouring_retry_after() {
+    let env = Env::start();
+    env.github_faults(json!([
+        {"method": "GET", "path": "/installation$", "status": 502, "body": {"message": "Server Error"}, "times": 1},
+        {"method": "POST", "path": "access_tokens$", "status": 429, "headers": {"Retry-After": "1"},
+         "body": {"message": "API rate limit exceeded"}, "times": 1},
+        {"method": "POST", "path": "generate-jitconfig$", "status": 403,
+         "headers": {"Retry-After": "1"},
+         "body": {"message": "You have exceeded a secondary rate limit."}, "times": 1}
+    ]));
+    let began = Instant::now();
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    assert!(
+        began.elapsed().as_secs_f64() >= 2.0,
+        "waited for both Retry-After headers"
+    );
+    assert_eq!(env.runners().len(), 1, "exactly one runner");
+}
+
+#[test]
+fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
+    let env = Env::start();
+    // An earlier attempt created the runner, but its answer never arrived.
+    let http = reqwest::blocking::Client::new();
+    let resp = http
+        .post(format!(
+            "{}/repos/{REPO}/actions/runners/generate-jitconfig",
+            env.github
+        ))
+        .header("Authorization", format!("Bearer {PAT}"))
+        .header("User-Agent", "test")
+        .json(&json!({"name": "fixed-label-1", "runner_group_id": 1, "labels": ["fixed-label"]}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    env.clear_calls();
+    let run = env.start_runner(&[("INPUT_LABEL", "fixed-label")]);
+    run.assert_ok();
+    let runners = env.runners();
+    assert_eq!(
+        runners.len(),
+        1,
+        "the stale runner was replaced, not duplicated"
+    );
+    let posts: Vec<i64> = env
+        .github_calls()
+        .iter()
+        .filter(|c| {
+            c["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("generate-jitconfig"))
+        })
+        .filter_map(|c| c["status"].as_i64())
+        .collect();
+    assert_eq!(posts, [409, 201]);
+}
+
+#[test]
+fn a_github_outage_fails_clearly_and_launches_nothing() {
+    let env = Env::start();
+    env.github_faults(
+        json!([{"method": "POST", "path": "generate-jitconfig$", "status": 503,
+                              "body": {"message": "Service Unavailable"}}]),
+    );
+    let run = env.start_runner(&[]);
+    assert_eq!(run.code, 1);
+    let error = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error::"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("create a JIT runner config") && error.contains("503"),
+        "{error}"
+    );
+    assert!(env.instances().is_empty(), "nothing launched");
+}

@@ -1,0 +1,477 @@
+//! The test harness: starts the local stand-ins (moto behind our EC2 shim,
+//! and the GitHub stand-in) in one Python process per test, configures a
+//! GitHub App and a token, and runs the real `ec2-spot-runner` binary
+//! against them with a clean environment.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The AMI moto ships (an Ubuntu image with root device /dev/sda1).
+pub const AMI: &str = "ami-1e749f67";
+/// The repository the stand-in's App installation and token can reach.
+pub const REPO: &str = "acme/widgets";
+/// The organization of that installation.
+pub const ORG: &str = "acme";
+/// The App's numeric id.
+pub const APP_ID: u64 = 1234;
+/// The App's client id.
+pub const CLIENT_ID: &str = "Iv23liTestApp0001";
+/// A personal access token the stand-in accepts.
+pub const PAT: &str = "ghp_TestTokenThatMustNeverBeLogged0001";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python venv with moto, created once per test run by testenv/setup.sh.
+pub fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo_root().join("testenv/setup.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run testenv/setup.sh");
+        assert!(out.status.success(), "testenv/setup.sh failed");
+        let path = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        PathBuf::from(path)
+    })
+}
+
+/// An RSA key pair for the test App, made once per test run.
+pub fn app_keys() -> &'static (String, String) {
+    static KEYS: OnceLock<(String, String)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let private = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .output()
+            .expect("openssl genpkey");
+        assert!(private.status.success());
+        let mut child = Command::new("openssl")
+            .args(["pkey", "-pubout"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("openssl pkey");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&private.stdout)
+            .unwrap();
+        let public = child.wait_with_output().unwrap();
+        (
+            String::from_utf8(private.stdout).unwrap(),
+            String::from_utf8(public.stdout).unwrap(),
+        )
+    })
+}
+
+/// One isolated set of stand-ins.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    server: Child,
+    pub ec2: String,
+    pub github: String,
+    pub moto: String,
+    http: reqwest::blocking::Client,
+    pub aws_key: (String, String),
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: HashMap<String, String>,
+    pub summary: String,
+}
+
+impl Run {
+    /// Everything the user sees.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn output(&self, name: &str) -> &str {
+        self.outputs
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no output {name}: {self:#?}"))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\n{}", self.all());
+        self
+    }
+}
+
+impl Env {
+    /// Starts moto, the shim and the GitHub stand-in, and configures GitHub
+    /// with the test App (installed on acme, repository acme/widgets) and a PAT.
+    pub fn start() -> Env {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with extra environment for the servers.
+    pub fn start_with(server_env: &[(&str, &str)]) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready.json");
+        let mut cmd = Command::new(venv().join("bin/python"));
+        cmd.arg(repo_root().join("testenv/serve.py"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--exit-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in server_env {
+            cmd.env(k, v);
+        }
+        let mut server = cmd.spawn().expect("start testenv/serve.py");
+        let began = Instant::now();
+        while !ready.exists() {
+            if let Ok(Some(status)) = server.try_wait() {
+                let mut err = String::new();
+                server.stderr.take().unwrap().read_to_string(&mut err).ok();
+                panic!("serve.py exited with {status}: {err}");
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "stand-ins did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        // Drain stderr in the background so the server never blocks on a full pipe.
+        let mut stderr = server.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stderr.read_to_end(&mut sink);
+        });
+        let info: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+        // Empty AWS config files: nothing from this machine's own AWS set-up leaks in.
+        std::fs::write(dir.path().join("aws-config"), "").unwrap();
+        std::fs::write(dir.path().join("aws-credentials"), "").unwrap();
+        let env = Env {
+            dir,
+            server,
+            ec2: info["ec2"].as_str().unwrap().to_owned(),
+            github: info["github"].as_str().unwrap().to_owned(),
+            moto: info["moto"].as_str().unwrap().to_owned(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            aws_key: ("testing".into(), "testing".into()),
+        };
+        env.configure_github(json!({}));
+        env
+    }
+
+    /// Replaces the stand-in's configuration: the default App and PAT, with
+    /// `extra` merged on top.
+    pub fn configure_github(&self, extra: Value) {
+        let mut config = json!({
+            "apps": [{
+                "id": APP_ID,
+                "client_id": CLIENT_ID,
+                "public_key_pem": app_keys().1,
+                "installations": [
+                    {"id": 55, "account": ORG, "account_type": "Organization", "repositories": [REPO]}
+                ]
+            }],
+            "tokens": [{"token": PAT, "repositories": [REPO], "organizations": [ORG]}],
+            "auto_online_after": null
+        });
+        if let (Some(base), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        self.post(&format!("{}/_standin/config", self.github), &config);
+    }
+
+    pub fn post(&self, url: &str, body: &Value) -> Value {
+        let resp = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        assert!(status.is_success(), "POST {url} -> {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub fn get(&self, url: &str) -> Value {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(resp.status().is_success(), "GET {url} -> {}", resp.status());
+        resp.json().unwrap()
+    }
+
+    pub fn delete(&self, url: &str) {
+        self.http.delete(url).send().unwrap();
+    }
+
+    /// The EC2 actions the shim saw, in order (after `clear_calls`).
+    pub fn ec2_calls(&self) -> Vec<Value> {
+        let calls = self.get(&format!("{}/_shim/calls", self.ec2));
+        calls.as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn ec2_actions(&self) -> Vec<String> {
+        self.ec2_calls()
+            .iter()
+            .filter_map(|c| c["action"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.delete(&format!("{}/_shim/calls", self.ec2));
+        self.delete(&format!("{}/_standin/calls", self.github));
+    }
+
+    pub fn github_calls(&self) -> Vec<Value> {
+        self.get(&format!("{}/_standin/calls", self.github))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn github_state(&self) -> Value {
+        self.get(&format!("{}/_standin/state", self.github))
+    }
+
+    /// Every runner the stand-in holds, across scopes.
+    pub fn runners(&self) -> Vec<Value> {
+        let state = self.github_state();
+        let mut all = Vec::new();
+        if let Some(scopes) = state["runners"].as_object() {
+            for runners in scopes.values() {
+                all.extend(runners.as_array().cloned().unwrap_or_default());
+            }
+        } else if let Some(list) = state["runners"].as_array() {
+            all.extend(list.iter().cloned());
+        }
+        all
+    }
+
+    pub fn faults(&self, rules: Value) {
+        self.post(&format!("{}/_shim/faults", self.ec2), &rules);
+    }
+
+    pub fn github_faults(&self, rules: Value) {
+        self.post(&format!("{}/_standin/faults", self.github), &rules);
+    }
+
+    pub fn spot_prices(&self, prices: &[(&str, &str, &str)]) {
+        let body: Vec<Value> = prices
+            .iter()
+            .map(|(t, z, p)| json!({"instance_type": t, "availability_zone": z, "price": p}))
+            .collect();
+        self.post(
+            &format!("{}/_shim/spot-prices", self.ec2),
+            &Value::Array(body),
+        );
+    }
+
+    /// The binary with a clean environment pointing at the stand-ins, as an
+    /// Actions job would run it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ec2-spot-runner"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ENDPOINT_URL_EC2", &self.ec2)
+            .env("AWS_ACCESS_KEY_ID", &self.aws_key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.aws_key.1)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.dir.path().join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("aws-credentials"),
+            )
+            .env("GITHUB_API_URL", &self.github)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_REPOSITORY", REPO)
+            .env("GITHUB_RUN_ID", "4242")
+            .env("GITHUB_RUN_ATTEMPT", "1")
+            .env("GITHUB_JOB", "build")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the binary with App auth added, capturing outputs and summary.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.finish(cmd)
+    }
+
+    /// Runs a prepared command, with fresh outputs and summary files.
+    pub fn finish(&self, mut cmd: Command) -> Run {
+        let n: u64 = rand_u64();
+        let outputs = self.dir.path().join(format!("output-{n}"));
+        let summary = self.dir.path().join(format!("summary-{n}"));
+        cmd.env("GITHUB_OUTPUT", &outputs)
+            .env("GITHUB_STEP_SUMMARY", &summary);
+        let out: Output = cmd.output().expect("run ec2-spot-runner");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            outputs: parse_outputs(&std::fs::read_to_string(&outputs).unwrap_or_default()),
+            summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+        }
+    }
+
+    /// Start arguments with App auth and the test AMI.
+    pub fn app_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("INPUT_GITHUB_APP_ID", APP_ID.to_string()),
+            ("INPUT_GITHUB_APP_PRIVATE_KEY", app_keys().0.clone()),
+        ]
+    }
+
+    /// Runs `start` with App auth and sensible test inputs plus `extra` env.
+    pub fn start_runner(&self, extra: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(&["start"]);
+        for (k, v) in self.app_env() {
+            cmd.env(k, v);
+        }
+        cmd.env("INPUT_IMAGE_ID", AMI)
+            .env("INPUT_INSTANCE_TYPES", "c7i.large,c6i.large");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        self.finish(cmd)
+    }
+
+    /// Runs `stop` for a label with App auth.
+    pub fn stop_runner(&self, label: &str, extra: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(&["stop"]);
+        for (k, v) in self.app_env() {
+            cmd.env(k, v);
+        }
+        cmd.env("INPUT_LABEL", label);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        self.finish(cmd)
+    }
+
+    /// All instances moto knows, described with admin credentials.
+    pub fn instances(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let config = aws_sdk_ec2::Config::builder()
+                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+                .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+                .endpoint_url(&self.moto)
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .build();
+            let client = aws_sdk_ec2::Client::from_conf(config);
+            let out = client
+                .describe_instances()
+                .send()
+                .await
+                .expect("describe instances");
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances().iter().cloned())
+                .collect()
+        })
+    }
+
+    /// Instances that still cost money (pending or running).
+    pub fn live_instances(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+        self.instances()
+            .into_iter()
+            .filter(|i| {
+                matches!(
+                    i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+                    Some("pending" | "running")
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Parses a `GITHUB_OUTPUT` file in the heredoc form (and `name=value` lines).
+pub fn parse_outputs(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delimiter {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(name.to_owned(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    out
+}
+
+/// A tag's value on an instance.
+pub fn tag<'a>(instance: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
+    instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}

@@ -1,0 +1,267 @@
+//! Bad input gets one clear line naming the input, exit code 2, and no call
+//! to EC2 at all — nothing is launched.
+
+use crate::harness::{AMI, APP_ID, Env, app_keys};
+
+/// (case, args as env, the input the message must name).
+fn cases() -> Vec<(&'static str, Vec<(&'static str, String)>, &'static str)> {
+    let key = app_keys().0.clone();
+    let app = |extra: &[(&'static str, &str)]| {
+        let mut v: Vec<(&'static str, String)> = vec![
+            ("INPUT_GITHUB_APP_ID", APP_ID.to_string()),
+            ("INPUT_GITHUB_APP_PRIVATE_KEY", key.clone()),
+            ("INPUT_IMAGE_ID", AMI.to_owned()),
+            ("INPUT_INSTANCE_TYPES", "c7i.large".to_owned()),
+        ];
+        for (k, val) in extra {
+            v.retain(|(key, _)| key != k);
+            if !val.is_empty() {
+                v.push((k, (*val).to_owned()));
+            }
+        }
+        v
+    };
+    vec![
+        (
+            "missing image id",
+            app(&[("INPUT_IMAGE_ID", "")]),
+            "image-id",
+        ),
+        (
+            "malformed AMI id",
+            app(&[("INPUT_IMAGE_ID", "ami-XYZ")]),
+            "image-id",
+        ),
+        (
+            "AMI id of a snapshot",
+            app(&[("INPUT_IMAGE_ID", "snap-0123456789abcdef0")]),
+            "image-id",
+        ),
+        (
+            "unknown market",
+            app(&[("INPUT_MARKET", "cheap")]),
+            "market",
+        ),
+        (
+            "unknown wait-for",
+            app(&[("INPUT_WAIT_FOR", "forever")]),
+            "wait-for",
+        ),
+        ("tag without =", app(&[("INPUT_TAGS", "team")]), "tags"),
+        (
+            "reserved tag key",
+            app(&[("INPUT_TAGS", "aws:foo=bar")]),
+            "tags",
+        ),
+        (
+            "tag with a newline in the value",
+            app(&[("INPUT_TAGS", "a=b\u{7}c")]),
+            "tags",
+        ),
+        (
+            "both auth methods",
+            app(&[("INPUT_GITHUB_TOKEN", "ghp_abc")]),
+            "github-token",
+        ),
+        (
+            "neither auth method",
+            app(&[
+                ("INPUT_GITHUB_APP_ID", ""),
+                ("INPUT_GITHUB_APP_PRIVATE_KEY", ""),
+            ]),
+            "github-token",
+        ),
+        (
+            "unreadable PEM",
+            app(&[(
+                "INPUT_GITHUB_APP_PRIVATE_KEY",
+                "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----",
+            )]),
+            "github-app-private-key",
+        ),
+        (
+            "PEM that is not PEM",
+            app(&[("INPUT_GITHUB_APP_PRIVATE_KEY", "hello")]),
+            "github-app-private-key",
+        ),
+        (
+            "app id without key",
+            app(&[("INPUT_GITHUB_APP_PRIVATE_KEY", "")]),
+            "github-app-private-key",
+        ),
+        (
+            "malformed app id",
+            app(&[("INPUT_GITHUB_APP_ID", "my-app")]),
+            "github-app-id",
+        ),
+        (
+            "malformed repository",
+            app(&[("INPUT_REPOSITORY", "acme")]),
+            "repository",
+        ),
+        (
+            "repository with a space",
+            app(&[("INPUT_REPOSITORY", "acme/my repo")]),
+            "repository",
+        ),
+        (
+            "malformed instance type",
+            app(&[("INPUT_INSTANCE_TYPES", "large")]),
+            "instance-types",
+        ),
+        (
+            "missing instance types",
+            app(&[("INPUT_INSTANCE_TYPES", "")]),
+            "instance-types",
+        ),
+        (
+            "malformed subnet",
+            app(&[("INPUT_SUBNET_IDS", "subnet-xyz")]),
+            "subnet-ids",
+        ),
+        (
+            "malformed security group",
+            app(&[("INPUT_SECURITY_GROUP_IDS", "default")]),
+            "security-group-ids",
+        ),
+        (
+            "label with shell metacharacters",
+            app(&[("INPUT_LABEL", "x$(id)")]),
+            "label",
+        ),
+        (
+            "label too long",
+            app(&[("INPUT_LABEL", &"a".repeat(61))]),
+            "label",
+        ),
+        (
+            "negative volume size",
+            app(&[("INPUT_VOLUME_SIZE", "-5")]),
+            "volume-size",
+        ),
+        (
+            "huge volume size",
+            app(&[("INPUT_VOLUME_SIZE", "99999999")]),
+            "volume-size",
+        ),
+        (
+            "timeout without unit",
+            app(&[("INPUT_TIMEOUT", "300")]),
+            "timeout",
+        ),
+        (
+            "timeout too long",
+            app(&[("INPUT_TIMEOUT", "5h")]),
+            "timeout",
+        ),
+        (
+            "unknown runner version",
+            app(&[("INPUT_RUNNER_VERSION", "2.1.0")]),
+            "runner-version",
+        ),
+        (
+            "malformed runner checksum",
+            app(&[
+                ("INPUT_RUNNER_VERSION", "2.1.0"),
+                ("INPUT_RUNNER_SHA256", "x64=abc"),
+            ]),
+            "runner-sha256",
+        ),
+        (
+            "relative runner dir",
+            app(&[("INPUT_RUNNER_DIR", "actions-runner")]),
+            "runner-dir",
+        ),
+        (
+            "idle longer than lifetime",
+            app(&[("INPUT_MAX_LIFETIME", "1h"), ("INPUT_IDLE_TIMEOUT", "2h")]),
+            "idle-timeout",
+        ),
+        ("zero count", app(&[("INPUT_COUNT", "0")]), "count"),
+        (
+            "negative spot price",
+            app(&[("INPUT_MAX_SPOT_PRICE", "-1")]),
+            "max-spot-price",
+        ),
+        (
+            "malformed zone",
+            app(&[("INPUT_AVAILABILITY_ZONES", "east")]),
+            "availability-zones",
+        ),
+        (
+            "GitHub API URL that is not a URL",
+            app(&[("GITHUB_API_URL", "not a url")]),
+            "github-api-url",
+        ),
+        (
+            "malformed installation id",
+            app(&[("INPUT_GITHUB_APP_INSTALLATION_ID", "abc")]),
+            "github-app-installation-id",
+        ),
+        (
+            "malformed runner group",
+            app(&[("INPUT_RUNNER_GROUP_ID", "default")]),
+            "runner-group-id",
+        ),
+        (
+            "malformed boolean",
+            app(&[("INPUT_BOOT_BOOST", "maybe")]),
+            "boot-boost",
+        ),
+        (
+            "malformed region",
+            app(&[("INPUT_AWS_REGION", "Virginia")]),
+            "aws-region",
+        ),
+    ]
+}
+
+#[test]
+fn bad_start_inputs_get_one_clear_line_exit_2_and_no_launch() {
+    let env = Env::start();
+    env.clear_calls();
+    let mut failures = Vec::new();
+    for (case, vars, input) in cases() {
+        let mut cmd = env.command(&["start"]);
+        cmd.env_remove("GITHUB_API_URL")
+            .env("GITHUB_API_URL", &env.github);
+        for (k, v) in &vars {
+            cmd.env(k, v);
+        }
+        let run = env.finish(cmd);
+        let errors: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("::error::"))
+            .collect();
+        let ok = run.code == 2 && errors.len() == 1 && errors[0].contains(&format!("`{input}`"));
+        if !ok {
+            failures.push(format!(
+                "{case}: exit {} {:?}\n{}",
+                run.code,
+                errors,
+                run.all()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    let actions = env.ec2_actions();
+    assert!(actions.is_empty(), "no EC2 call for bad input: {actions:?}");
+    assert!(
+        env.runners().is_empty(),
+        "no runner registered for bad input"
+    );
+}
+
+#[test]
+fn stop_without_a_label_says_what_to_do() {
+    let env = Env::start();
+    let run = env.stop_runner("", &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stdout.contains("::error::input `label`: is empty"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("cleanup"), "points to the cleanup mode");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real binary against real local servers (moto behind
+//! our EC2 shim, and a stateful GitHub stand-in), checking what a user would
+//! check in the AWS console and on GitHub.
+
+mod faults;
+mod harness;
+mod inputs;
+mod placement;
+mod start_stop;

@@ -1,0 +1,275 @@
+//! Spot placement against the shim's prices and injected faults: cheapest
+//! first, fallback on capacity only, on-demand when spot is exhausted, and no
+//! duplicate machine when a launch answer is lost.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Env, tag};
+
+fn prices(env: &Env) {
+    env.spot_prices(&[
+        ("c7i.large", "us-east-1a", "0.0450"),
+        ("c7i.large", "us-east-1b", "0.0310"),
+        ("c7i.large", "us-east-1c", "0.0520"),
+        ("c6i.large", "us-east-1a", "0.0380"),
+        ("c6i.large", "us-east-1b", "0.0600"),
+    ]);
+}
+
+/// The (type, zone, market) of every RunInstances attempt, in order.
+fn attempts(env: &Env) -> Vec<(String, String, String)> {
+    env.ec2_calls()
+        .iter()
+        .filter(|c| c["action"] == "RunInstances")
+        .map(|c| {
+            let p = &c["params"];
+            (
+                p["InstanceType"].as_str().unwrap_or("").to_owned(),
+                p["Placement.AvailabilityZone"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_owned(),
+                p["InstanceMarketOptions.MarketType"]
+                    .as_str()
+                    .unwrap_or("on-demand")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn capacity(kind: &str, zone: Option<&str>, market: Option<&str>, code: &str) -> Value {
+    let mut m = json!({"InstanceType": kind});
+    if let Some(zone) = zone {
+        m["Placement.AvailabilityZone"] = json!(zone);
+    }
+    m["InstanceMarketOptions.MarketType"] = market.map_or(Value::Null, |v| json!(v));
+    json!({"action": "RunInstances", "match": m, "status": 500, "code": code,
+           "message": format!("We currently do not have sufficient {kind} capacity in the zone you requested.")})
+}
+
+#[test]
+fn the_cheapest_zone_is_chosen_and_the_summary_shows_the_price() {
+    let env = Env::start();
+    prices(&env);
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    assert_eq!(run.output("availability-zone"), "us-east-1b");
+    assert_eq!(run.output("instance-type"), "c7i.large");
+    assert_eq!(run.output("market"), "spot");
+    assert_eq!(run.output("price-per-hour"), "0.0310");
+    assert_eq!(
+        attempts(&env),
+        [("c7i.large".into(), "us-east-1b".into(), "spot".into())]
+    );
+    let live = env.live_instances();
+    assert_eq!(
+        live[0].instance_lifecycle().map(|l| l.as_str()),
+        Some("spot")
+    );
+    assert!(run.summary.contains("$0.0310"), "{}", run.summary);
+}
+
+#[test]
+fn a_capacity_error_moves_to_the_next_candidate() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(json!([capacity(
+        "c7i.large",
+        Some("us-east-1b"),
+        Some("spot"),
+        "InsufficientInstanceCapacity"
+    )]));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    assert_eq!(
+        attempts(&env),
+        [
+            ("c7i.large".into(), "us-east-1b".into(), "spot".into()),
+            ("c6i.large".into(), "us-east-1a".into(), "spot".into()),
+        ],
+        "one try in the cheapest place (no retry in place), then the next cheapest"
+    );
+    assert_eq!(run.output("instance-type"), "c6i.large");
+    assert_eq!(env.live_instances().len(), 1);
+}
+
+#[test]
+fn when_all_spot_fails_on_demand_takes_over_or_spot_only_fails_clearly() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(json!([
+        capacity(
+            "c7i.large",
+            None,
+            Some("spot"),
+            "InsufficientInstanceCapacity"
+        ),
+        capacity("c6i.large", None, Some("spot"), "SpotMaxPriceTooLow"),
+    ]));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    assert_eq!(run.output("market"), "on-demand");
+    let tried = attempts(&env);
+    assert_eq!(
+        tried.len(),
+        6,
+        "5 spot candidates then on-demand: {tried:?}"
+    );
+    assert_eq!(tried[5].2, "on-demand");
+    assert!(env.live_instances()[0].instance_lifecycle().is_none());
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+
+    env.clear_calls();
+    let run = env.start_runner(&[("INPUT_MARKET", "spot")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let error = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error::"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("no capacity for any candidate (5 tried)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("spot-then-on-demand"),
+        "says how to fix it: {error}"
+    );
+    assert!(env.live_instances().is_empty());
+    assert!(
+        env.runners().is_empty(),
+        "the JIT runner of the failed start was removed"
+    );
+}
+
+#[test]
+fn a_permission_error_stops_at_once_with_the_action_named() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(
+        json!([{"action": "RunInstances", "status": 403, "code": "UnauthorizedOperation",
+                        "message": "You are not authorized to perform this operation."}]),
+    );
+    let run = env.start_runner(&[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(attempts(&env).len(), 1, "no walk through the candidates");
+    assert!(
+        run.stdout.contains("may not call ec2:RunInstances"),
+        "{}",
+        run.all()
+    );
+    assert!(env.runners().is_empty());
+}
+
+#[test]
+fn a_missing_spot_service_linked_role_gets_the_one_time_fix() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(json!([{"action": "RunInstances", "status": 403,
+                        "code": "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+                        "message": "The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances."}]));
+    let run = env.start_runner(&[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("aws iam create-service-linked-role --aws-service-name spot.amazonaws.com"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn a_rerun_goes_on_demand_straight_away() {
+    let env = Env::start();
+    prices(&env);
+    let mut cmd = env.command(&["start"]);
+    for (k, v) in env.app_env() {
+        cmd.env(k, v);
+    }
+    cmd.env("INPUT_IMAGE_ID", crate::harness::AMI)
+        .env("INPUT_INSTANCE_TYPES", "c7i.large")
+        .env("GITHUB_RUN_ATTEMPT", "2");
+    let run = env.finish(cmd);
+    run.assert_ok();
+    assert_eq!(run.output("market"), "on-demand");
+    assert_eq!(
+        attempts(&env),
+        [("c7i.large".into(), "-".into(), "on-demand".into())]
+    );
+    assert!(
+        !env.ec2_actions()
+            .contains(&"DescribeSpotPriceHistory".to_owned()),
+        "no price lookup for on-demand"
+    );
+}
+
+#[test]
+fn count_three_gives_three_machines_with_their_own_jit_configs() {
+    let env = Env::start();
+    prices(&env);
+    let run = env.start_runner(&[("INPUT_COUNT", "3")]);
+    run.assert_ok();
+    let label = run.output("label").to_owned();
+    let ids: Vec<&str> = run.output("instance-ids").split(',').collect();
+    assert_eq!(ids.len(), 3);
+    let live = env.live_instances();
+    assert_eq!(live.len(), 3);
+    let mut names: Vec<&str> = live
+        .iter()
+        .filter_map(|i| tag(i, "ec2-spot-runner:runner-name"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("{label}-1"),
+            format!("{label}-2"),
+            format!("{label}-3")
+        ]
+    );
+    let runners = env.runners();
+    assert_eq!(runners.len(), 3);
+    let jit_posts = env
+        .github_calls()
+        .iter()
+        .filter(|c| {
+            c["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("generate-jitconfig"))
+        })
+        .count();
+    assert_eq!(jit_posts, 3);
+    let waits = env
+        .ec2_actions()
+        .iter()
+        .filter(|a| *a == "DescribeInstances")
+        .count();
+    assert!(
+        waits <= 3,
+        "one DescribeInstances per poll covers all three ({waits})"
+    );
+    env.stop_runner(&label, &[]).assert_ok();
+    assert!(env.live_instances().is_empty());
+    assert!(env.runners().is_empty());
+}
+
+#[test]
+fn a_launch_whose_answer_is_lost_makes_no_duplicate() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(json!([{"action": "RunInstances", "drop_response": true, "times": 1, "status": 500, "code": "InternalError"}]));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let launches = env
+        .ec2_calls()
+        .iter()
+        .filter(|c| c["action"] == "RunInstances")
+        .count();
+    assert_eq!(launches, 2, "the SDK retried the lost launch");
+    assert_eq!(
+        env.instances().len(),
+        1,
+        "the retry with the same ClientToken made no second machine"
+    );
+}

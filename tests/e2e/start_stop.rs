@@ -1,0 +1,270 @@
+//! The core path: start launches a tagged, locked-down instance carrying a
+//! single-use JIT config; stop terminates it and removes its runner.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::harness::{AMI, CLIENT_ID, Env, ORG, PAT, REPO, tag};
+
+/// The RunInstances parameters the shim recorded.
+fn run_instances_params(env: &Env) -> Vec<Value> {
+    env.ec2_calls()
+        .into_iter()
+        .filter(|c| c["action"] == "RunInstances")
+        .map(|c| c["params"].clone())
+        .collect()
+}
+
+fn user_data(params: &Value) -> String {
+    let b64 = params["UserData"].as_str().expect("UserData sent");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The value of `readonly NAME='...'` in the rendered script.
+fn script_setting(script: &str, name: &str) -> String {
+    let prefix = format!("readonly {name}='");
+    let line = script
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("{name} not in user-data"));
+    line[prefix.len()..line.len() - 1].replace("'\\''", "'")
+}
+
+#[test]
+fn start_with_app_launches_a_locked_down_tagged_runner_and_stop_removes_it() {
+    let env = Env::start();
+    let run = env.start_runner(&[
+        ("INPUT_TAGS", "team=ci\ncost-center=42"),
+        ("INPUT_LABELS", "gpu,big"),
+        ("INPUT_VOLUME_SIZE", "30"),
+    ]);
+    run.assert_ok();
+    let label = run.output("label").to_owned();
+    let id = run.output("instance-id").to_owned();
+    assert!(label.starts_with("ec2-4242-1-build-"), "{label}");
+    assert_eq!(run.output("instance-ids"), id);
+    assert_eq!(run.output("instance-type"), "c7i.large");
+    assert!(run.output("availability-zone").starts_with("us-east-1"));
+    assert!(["spot", "on-demand"].contains(&run.output("market")));
+
+    // The instance as a user sees it in the console.
+    let instances = env.instances();
+    assert_eq!(instances.len(), 1, "exactly one instance");
+    let i = &instances[0];
+    assert_eq!(i.instance_id(), Some(id.as_str()));
+    assert_eq!(
+        i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        Some("running")
+    );
+    assert_eq!(i.image_id(), Some(AMI));
+    assert!(i.key_name().is_none(), "no key pair: nobody can log in");
+    assert_eq!(
+        i.metadata_options()
+            .and_then(|m| m.http_tokens())
+            .map(|t| t.as_str()),
+        Some("required"),
+        "IMDSv2 required"
+    );
+    let runner_name = format!("{label}-1");
+    for (key, value) in [
+        ("ec2-spot-runner:managed", "true"),
+        ("ec2-spot-runner:label", label.as_str()),
+        ("ec2-spot-runner:runner-name", runner_name.as_str()),
+        ("ec2-spot-runner:repository", REPO),
+        ("ec2-spot-runner:run-id", "4242"),
+        ("ec2-spot-runner:run-attempt", "1"),
+        ("ec2-spot-runner:job", "build"),
+        ("team", "ci"),
+        ("cost-center", "42"),
+        ("Name", runner_name.as_str()),
+    ] {
+        assert_eq!(tag(i, key), Some(value), "tag {key}");
+    }
+    let created = tag(i, "ec2-spot-runner:created-at").expect("created-at tag");
+    chrono::DateTime::parse_from_rfc3339(created).expect("created-at is RFC 3339");
+
+    // What was asked of EC2.
+    let launches = run_instances_params(&env);
+    assert_eq!(launches.len(), 1);
+    let p = &launches[0];
+    assert_eq!(p["InstanceInitiatedShutdownBehavior"], "terminate");
+    assert_eq!(p["MetadataOptions.HttpTokens"], "required");
+    assert_eq!(p["BlockDeviceMapping.1.Ebs.Encrypted"], "true");
+    assert_eq!(p["BlockDeviceMapping.1.Ebs.VolumeType"], "gp3");
+    assert_eq!(p["BlockDeviceMapping.1.Ebs.VolumeSize"], "30");
+    assert_eq!(p["BlockDeviceMapping.1.DeviceName"], "/dev/sda1");
+    assert!(p.get("KeyName").is_none());
+    assert!(p["ClientToken"].as_str().is_some_and(|t| t.len() == 64));
+    let specs: Vec<&str> = [
+        "TagSpecification.1.ResourceType",
+        "TagSpecification.2.ResourceType",
+    ]
+    .iter()
+    .filter_map(|k| p[*k].as_str())
+    .collect();
+    assert_eq!(
+        specs,
+        ["instance", "volume"],
+        "instance and volumes tagged at creation"
+    );
+
+    // The runner on GitHub, and the single-use credential in user-data.
+    let runners = env.runners();
+    assert_eq!(runners.len(), 1);
+    assert_eq!(runners[0]["name"], runner_name.as_str());
+    let labels: Vec<&str> = runners[0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    for l in [label.as_str(), "gpu", "big"] {
+        assert!(labels.contains(&l), "runner label {l} in {labels:?}");
+    }
+    let script = user_data(p);
+    let jit = script_setting(&script, "JIT_CONFIG");
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&jit)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        decoded.contains(&runner_name),
+        "the JIT config is this runner's"
+    );
+    assert!(
+        !script.to_lowercase().contains("registration"),
+        "no registration token on the instance"
+    );
+    assert!(!script.contains("config.sh"));
+    assert!(
+        !env.github_calls().iter().any(|c| c["path"]
+            .as_str()
+            .is_some_and(|p| p.contains("registration-token"))),
+        "a registration token is never even requested"
+    );
+    // Every secret is masked before it could be printed.
+    assert!(
+        run.stdout.contains(&format!("::add-mask::{jit}")),
+        "JIT config masked"
+    );
+    assert!(!run.stderr.contains(&jit), "JIT config never logged");
+    assert!(run.summary.contains(&id) && run.summary.contains("c7i.large"));
+
+    // stop: the instance is terminated and the runner is gone.
+    let stop = env.stop_runner(&label, &[]);
+    stop.assert_ok();
+    assert!(env.live_instances().is_empty(), "nothing left running");
+    assert_eq!(
+        env.instances()[0]
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str()),
+        Some("terminated")
+    );
+    assert!(env.runners().is_empty(), "runner deleted");
+
+    // stop again: nothing to do, a warning, success.
+    let again = env.stop_runner(&label, &[]);
+    again.assert_ok();
+    assert!(
+        again.stdout.contains("::warning::") && again.all().contains(&label),
+        "{}",
+        again.all()
+    );
+}
+
+#[test]
+fn client_id_app_auth_and_token_auth_both_work_for_repo_and_org() {
+    let env = Env::start();
+    // App by client id, organization runner.
+    let run = env.start_runner(&[
+        ("INPUT_GITHUB_APP_ID", CLIENT_ID),
+        ("INPUT_ORGANIZATION", ORG),
+    ]);
+    run.assert_ok();
+    let org_label = run.output("label").to_owned();
+    let state = env.github_state();
+    let text = state.to_string();
+    assert!(
+        text.contains(&format!("{org_label}-1")),
+        "org runner registered: {text}"
+    );
+    let calls = env.github_calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["path"] == format!("/orgs/{ORG}/actions/runners/generate-jitconfig"))
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["user_agent"] == json!(true) || c["user_agent"].is_string()),
+        "User-Agent on every call"
+    );
+
+    // A personal access token, repository runner.
+    let mut cmd = env.command(&["start"]);
+    cmd.env("INPUT_GITHUB_TOKEN", PAT)
+        .env("INPUT_IMAGE_ID", AMI)
+        .env("INPUT_INSTANCE_TYPES", "c6i.large");
+    let run = env.finish(cmd);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains(&format!("::add-mask::{PAT}")),
+        "token masked"
+    );
+    assert!(!run.stderr.contains(PAT));
+    let repo_label = run.output("label").to_owned();
+    assert_eq!(env.live_instances().len(), 2);
+
+    let mut stop = env.command(&["stop"]);
+    stop.env("INPUT_GITHUB_TOKEN", PAT)
+        .env("INPUT_LABEL", &repo_label);
+    env.finish(stop).assert_ok();
+    let mut stop = env.command(&["stop"]);
+    stop.env("INPUT_GITHUB_TOKEN", PAT)
+        .env("INPUT_LABEL", &org_label)
+        .env("INPUT_ORGANIZATION", ORG);
+    env.finish(stop).assert_ok();
+    assert!(env.live_instances().is_empty());
+    assert!(env.runners().is_empty());
+}
+
+#[test]
+fn the_policy_command_prints_exactly_the_six_actions_and_they_suffice() {
+    let env = Env::start();
+    let policy = env.run(&["policy"], &[]);
+    policy.assert_ok();
+    let doc: Value = serde_json::from_str(&policy.stdout).unwrap();
+    let actions: Vec<&str> = doc["Statement"][0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(actions.len(), 6);
+
+    // A user holding exactly that policy, with IAM enforced from here on.
+    let keys = env.post(
+        &format!("{}/_shim/iam-user", env.ec2),
+        &json!({"user": "runner-bot", "policy": doc}),
+    );
+    let mut env = env;
+    env.aws_key = (
+        keys["access_key_id"].as_str().unwrap().to_owned(),
+        keys["secret_access_key"].as_str().unwrap().to_owned(),
+    );
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let label = run.output("label").to_owned();
+    env.stop_runner(&label, &[]).assert_ok();
+    env.aws_key = ("testing".into(), "testing".into());
+    assert!(env.live_instances().is_empty());
+}
