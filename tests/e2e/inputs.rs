@@ -3,11 +3,14 @@
 
 use crate::harness::{AMI, APP_ID, Env, app_keys};
 
+/// Environment variables of one invocation.
+type Vars = Vec<(&'static str, String)>;
+
 /// (case, args as env, the input the message must name).
-fn cases() -> Vec<(&'static str, Vec<(&'static str, String)>, &'static str)> {
+fn cases() -> Vec<(&'static str, Vars, &'static str)> {
     let key = app_keys().0.clone();
     let app = |extra: &[(&'static str, &str)]| {
-        let mut v: Vec<(&'static str, String)> = vec![
+        let mut v: Vars = vec![
             ("INPUT_GITHUB_APP_ID", APP_ID.to_string()),
             ("INPUT_GITHUB_APP_PRIVATE_KEY", key.clone()),
             ("INPUT_IMAGE_ID", AMI.to_owned()),
