@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Stop(StopArgs),
     /// Reap instances and runners that cancelled or crashed runs left behind.
     Cleanup(CleanupArgs),
+    /// Check AWS and GitHub access before a first run, launching nothing.
+    Doctor(DoctorArgs),
     /// Print the minimal IAM policy the default path needs.
     Policy(PolicyArgs),
     /// Print the user-data script `start` would send (with a placeholder JIT config).
@@ -196,6 +198,21 @@ pub(crate) struct CleanupArgs {
     /// Pause before deleting runners without a machine, so a start in progress keeps its runner (default 10s).
     #[arg(long, env = "INPUT_SETTLE", hide = true)]
     pub(crate) settle: Option<String>,
+}
+
+/// Inputs of `doctor`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    pub(crate) github: GithubArgs,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// AMI to check the launch with (optional).
+    #[arg(long, env = "INPUT_IMAGE_ID")]
+    pub(crate) image_id: Option<String>,
+    /// Instance types; the first is used for the launch check.
+    #[arg(long, env = "INPUT_INSTANCE_TYPES")]
+    pub(crate) instance_types: Option<String>,
 }
 
 /// Inputs of `policy`.

@@ -1219,6 +1219,38 @@ impl CleanupSettings {
     }
 }
 
+/// Validated inputs of `doctor`.
+#[derive(Debug)]
+pub(crate) struct DoctorSettings {
+    /// GitHub side.
+    pub(crate) github: GithubSettings,
+    /// Region override.
+    pub(crate) region: Option<String>,
+    /// AMI for the launch check.
+    pub(crate) image_id: Option<ImageId>,
+    /// Type for the launch and price checks.
+    pub(crate) instance_type: Option<InstanceType>,
+}
+
+impl DoctorSettings {
+    /// Validates every input of `doctor`.
+    pub(crate) fn from_args(args: &crate::cli::DoctorArgs) -> Result<Self, InvalidInput> {
+        let image_id = present(&args.image_id)
+            .map(|v| ImageId::parse("image-id", v))
+            .transpose()?;
+        let instance_type = list(&args.instance_types)
+            .first()
+            .map(|t| InstanceType::parse(t))
+            .transpose()?;
+        Ok(Self {
+            github: GithubSettings::from_args(&args.github)?,
+            region: aws_region(&args.aws)?,
+            image_id,
+            instance_type,
+        })
+    }
+}
+
 /// Exposes a secret for the one place that must send it.
 pub(crate) fn expose(secret: &SecretString) -> &str {
     secret.expose_secret()

@@ -2,6 +2,8 @@
 //! RS256 JWT, finds its installation for the repository or organization, and
 //! mints an installation token, which is masked before anything could print it.
 
+use std::collections::BTreeMap;
+
 use http::Method;
 use octocrab::jsonwebtoken::{Algorithm, Header, encode};
 use secrecy::SecretString;
@@ -52,12 +54,27 @@ struct Installation {
 #[derive(serde::Deserialize)]
 struct AccessToken {
     token: String,
+    #[serde(default)]
+    permissions: BTreeMap<String, String>,
+}
+
+/// The bearer credential for runner calls, and what it may do when GitHub says.
+pub(crate) struct Credential {
+    /// The token.
+    pub(crate) token: SecretString,
+    /// An installation token's permissions (`administration` → `write`, …).
+    pub(crate) permissions: Option<BTreeMap<String, String>>,
 }
 
 /// Returns the bearer credential for runner calls.
-pub(crate) async fn credential(settings: &GithubSettings) -> Result<SecretString, GithubError> {
+pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, GithubError> {
     let (app, key, installation_id) = match &settings.auth {
-        GithubAuth::Token(token) => return Ok(token.clone()),
+        GithubAuth::Token(token) => {
+            return Ok(Credential {
+                token: token.clone(),
+                permissions: None,
+            });
+        }
         GithubAuth::App {
             app,
             key,
@@ -116,9 +133,12 @@ pub(crate) async fn credential(settings: &GithubSettings) -> Result<SecretString
         &action,
     )
     .await?;
-    let token = reply.json::<AccessToken>(&action)?.token;
+    let AccessToken { token, permissions } = reply.json::<AccessToken>(&action)?;
     crate::actions::mask(&token);
-    Ok(SecretString::from(token))
+    Ok(Credential {
+        token: SecretString::from(token),
+        permissions: Some(permissions),
+    })
 }
 
 #[cfg(test)]

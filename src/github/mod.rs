@@ -130,6 +130,8 @@ pub(crate) struct Github {
     /// `x-ratelimit-remaining` of the latest answer (-1: not seen yet), so
     /// pollers can slow down before GitHub has to tell them to.
     rate_remaining: std::sync::atomic::AtomicI64,
+    /// An App installation token's permissions.
+    permissions: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Github {
@@ -175,9 +177,10 @@ fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, Githu
 /// Connects to GitHub with the configured credential: a token as given, or an
 /// App's installation token minted for the scope.
 pub(crate) async fn connect(settings: &GithubSettings) -> Result<Github, GithubError> {
-    let token = auth::credential(settings).await?;
+    let credential = auth::credential(settings).await?;
     Ok(Github {
-        crab: transport(&settings.api_url, &token)?,
+        crab: transport(&settings.api_url, &credential.token)?,
+        permissions: credential.permissions,
         api_url: settings.api_url.clone(),
         scope: settings.scope.clone(),
         rate_remaining: std::sync::atomic::AtomicI64::new(-1),
@@ -219,6 +222,11 @@ impl Github {
                 .store(remaining, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(reply)
+    }
+
+    /// The installation token's permissions (App auth only).
+    pub(crate) fn permissions(&self) -> Option<&std::collections::BTreeMap<String, String>> {
+        self.permissions.as_ref()
     }
 
     /// Requests left in the current rate-limit window, when GitHub said.

@@ -1,6 +1,7 @@
 //! One file per mode of the tool.
 
 pub(crate) mod cleanup;
+pub(crate) mod doctor;
 pub(crate) mod policy;
 pub(crate) mod start;
 pub(crate) mod stop;

@@ -64,10 +64,8 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     let created: Shared = Arc::default();
     let github_slot: Arc<tokio::sync::OnceCell<Github>> = Arc::default();
 
-    let outcome = tokio::select! {
-        result = start(&settings, &client, &created, &github_slot, began) => result,
-        signal = cancelled() => Err(Error::Cancelled { signal }),
-    };
+    let cancel = Cancel::listen();
+    let outcome = start(&settings, &client, &created, &github_slot, began, &cancel).await;
     match outcome {
         Ok(started) => finish(&settings, &outputs, &started, began),
         Err(err) => {
@@ -79,7 +77,58 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     }
 }
 
-/// Resolves with the name of the first SIGINT or SIGTERM.
+/// Cancellation, as seen by the start: a signal sets it, and the start
+/// checks it at every point where stopping is safe. Waits (GitHub calls,
+/// price lookups, polling) are abandoned at once; a RunInstances in flight
+/// is allowed to answer, so that its instance id is known and terminated
+/// rather than left to a tag search that EC2's eventual consistency can miss.
+#[derive(Clone)]
+struct Cancel(tokio::sync::watch::Receiver<Option<&'static str>>);
+
+impl Cancel {
+    /// Starts listening for SIGINT and SIGTERM.
+    fn listen() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let signal = cancelled().await;
+            tracing::warn!("{signal} received: removing what this start created");
+            let _ = tx.send(Some(signal));
+            // Keep listening, so a second signal (GitHub sends SIGINT, then
+            // SIGTERM) does not kill the process in the middle of the undo.
+            loop {
+                let again = cancelled().await;
+                tracing::warn!("{again} received again: still cleaning up");
+            }
+        });
+        Self(rx)
+    }
+
+    /// Fails with `Cancelled` once a signal has arrived.
+    fn check(&self) -> Result<(), Error> {
+        match *self.0.borrow() {
+            Some(signal) => Err(Error::Cancelled { signal }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `work`, abandoning it when a signal arrives.
+    async fn guard<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.check()?;
+        let mut rx = self.0.clone();
+        tokio::select! {
+            result = work => result,
+            _ = rx.wait_for(Option::is_some) => {
+                self.check()?;
+                Err(Error::Cancelled { signal: "a signal" })
+            }
+        }
+    }
+}
+
+/// Resolves with the name of the next SIGINT or SIGTERM.
 async fn cancelled() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
@@ -101,6 +150,7 @@ async fn start(
     created: &Shared,
     github_slot: &tokio::sync::OnceCell<Github>,
     began: Instant,
+    cancel: &Cancel,
 ) -> Result<Vec<Started>, Error> {
     let deadline = began + settings.timeout;
     let instance = &settings.instance;
@@ -128,7 +178,9 @@ async fn start(
         };
         Ok((prices, subnets))
     };
-    let (github, prices) = tokio::join!(github::connect(&settings.github), prices);
+    let (github, prices) = cancel
+        .guard(async { Ok(tokio::join!(github::connect(&settings.github), prices)) })
+        .await?;
     let github = github?;
     // Kept outside this future so that an undo can still delete runners after
     // a cancellation dropped it.
@@ -159,8 +211,19 @@ async fn start(
     let mut failures = Vec::new();
     for index in 1..=settings.count {
         let runner_name = format!("{}-{index}", instance.label);
-        match launch_one(settings, client, github, created, &candidates, &runner_name).await {
+        match launch_one(
+            settings,
+            client,
+            github,
+            created,
+            &candidates,
+            &runner_name,
+            cancel,
+        )
+        .await
+        {
             Ok(s) => started.push(s),
+            Err(err @ Error::Cancelled { .. }) => return Err(err),
             Err(err) if settings.allow_partial => {
                 actions::warning(&format!("runner {runner_name} did not start: {err}"));
                 failures.push(err);
@@ -179,7 +242,10 @@ async fn start(
         return Ok(started);
     }
     let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
-    let described = match instances::wait_running(client, &ids, deadline).await? {
+    let waited = cancel
+        .guard(async { Ok(instances::wait_running(client, &ids, deadline).await?) })
+        .await?;
+    let described = match waited {
         Wait::Running(described) => described,
         Wait::Failed { id, state, reason } => {
             return Err(Error::Launch(format!(
@@ -215,7 +281,9 @@ async fn start(
     }
     if settings.wait_for == WaitFor::Online {
         let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
-        wait_online(github, &names, deadline, settings).await?;
+        cancel
+            .guard(wait_online(github, &names, deadline, settings))
+            .await?;
         tracing::info!(elapsed = ?began.elapsed(), "runner online");
     }
     if settings.boot_boost {
@@ -315,6 +383,7 @@ async fn launch_one(
     created: &Shared,
     candidates: &[Candidate],
     runner_name: &str,
+    cancel: &Cancel,
 ) -> Result<Started, Error> {
     let instance = &settings.instance;
     let mut labels = vec![instance.label.as_str().to_owned()];
@@ -322,8 +391,12 @@ async fn launch_one(
     with(created, |c| {
         c.runner_names_pending.push(runner_name.to_owned())
     });
-    let jit = github
-        .create_jit_runner(runner_name, instance.runner_group_id, &labels)
+    let jit = cancel
+        .guard(async {
+            Ok(github
+                .create_jit_runner(runner_name, instance.runner_group_id, &labels)
+                .await?)
+        })
         .await?;
     with(created, |c| {
         c.runner_names_pending.retain(|n| n != runner_name);
@@ -363,7 +436,9 @@ async fn launch_one(
             settings.run.run_attempt.as_deref().unwrap_or("1")
         ),
     };
+    cancel.check()?;
     with(created, |c| c.launch_pending = true);
+    // Not abandoned on a signal: see `Cancel`.
     let result = launch::launch_first(client, &spec, candidates).await;
     match result {
         Ok((id, candidate, _failures)) => {
@@ -372,6 +447,7 @@ async fn launch_one(
                 c.launch_pending = false;
             });
             tracing::info!(instance = %id, "launched {}", launch::describe(&candidate));
+            cancel.check()?;
             Ok(Started {
                 runner_name: runner_name.to_owned(),
                 instance_id: id,

@@ -330,8 +330,8 @@ run_pre_script() {
 
 # The JIT config travels in the environment of a small wrapper, which drops it
 # from there and hands it to run.sh. So it is never on the command line of a
-# root process (runuser, su, setpriv) nor in the environment of the runner
-# and its jobs. It is on run.sh's own command line (and the listener's it
+# root process (runuser, setpriv) nor in the environment of the runner and
+# its jobs. It is on run.sh's own command line (and the listener's it
 # starts), owned by the runner user: the runner takes it no other way, and
 # it is spent once the runner has connected.
 start_runner() {
@@ -381,7 +381,7 @@ main() {
 	write_watchdogs || fatal "could not write $STATE_DIR/watchdog.sh"
 	spawn_watchdog max_lifetime
 	((IDLE_TIMEOUT > 0)) && spawn_watchdog idle
-	log "watchdogs armed: max lifetime ${MAX_LIFETIME}s, idle timeout ${IDLE_TIMEOUT}s"
+	log "watchdogs armed: max lifetime ${MAX_LIFETIME}s, idle timeout ${IDLE_TIMEOUT}s (0: none)"
 	spawn_watchdog spot
 	ensure_user
 	locate_runner

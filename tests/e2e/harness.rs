@@ -391,22 +391,93 @@ impl Env {
         self.finish(cmd)
     }
 
-    /// All instances moto knows, described with admin credentials.
-    pub fn instances(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+    /// An EC2 client straight to moto with admin credentials, and a runtime to drive it.
+    fn admin_ec2(&self) -> (tokio::runtime::Runtime, aws_sdk_ec2::Client) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+            .endpoint_url(&self.moto)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        (rt, aws_sdk_ec2::Client::from_conf(config))
+    }
+
+    /// Launches an instance directly in moto with these tags (for orphans of
+    /// every kind), returning its id.
+    pub fn create_instance(&self, tags: &[(&str, &str)]) -> String {
+        let (rt, client) = self.admin_ec2();
         rt.block_on(async {
-            let config = aws_sdk_ec2::Config::builder()
-                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-                .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-                .endpoint_url(&self.moto)
-                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .build();
-            let client = aws_sdk_ec2::Client::from_conf(config);
+            let tags: Vec<aws_sdk_ec2::types::Tag> = tags
+                .iter()
+                .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+                .collect();
+            let out = client
+                .run_instances()
+                .image_id(AMI)
+                .instance_type(aws_sdk_ec2::types::InstanceType::from("c7i.large"))
+                .min_count(1)
+                .max_count(1)
+                .tag_specifications(
+                    aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                        .set_tags(Some(tags))
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("run instance");
+            out.instances()[0].instance_id().unwrap().to_owned()
+        })
+    }
+
+    /// Registers a runner in the stand-in (repository scope) and sets its state.
+    pub fn create_runner(&self, name: &str, status: &str, busy: bool) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/repos/{REPO}/actions/runners/generate-jitconfig",
+                self.github
+            ))
+            .header("Authorization", format!("Bearer {PAT}"))
+            .header("User-Agent", "e2e-test")
+            .json(&json!({"name": name, "runner_group_id": 1, "labels": ["x"]}))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 201, "create runner {name}");
+        self.set_runner(name, status, busy);
+    }
+
+    /// Sets a runner's status in the stand-in.
+    pub fn set_runner(&self, name: &str, status: &str, busy: bool) {
+        self.post(
+            &format!("{}/_standin/runners/status", self.github),
+            &json!({"name": name, "status": status, "busy": busy}),
+        );
+    }
+
+    /// The state name of one instance.
+    pub fn state_of(&self, id: &str) -> String {
+        self.instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(id))
+            .and_then(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    /// All instances moto knows, described with admin credentials.
+    pub fn instances(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
             let out = client
                 .describe_instances()
                 .send()

@@ -2,8 +2,11 @@
 //! our EC2 shim, and a stateful GitHub stand-in), checking what a user would
 //! check in the AWS console and on GitHub.
 
+mod action;
+mod doctor;
 mod faults;
 mod harness;
 mod inputs;
+mod orphans;
 mod placement;
 mod start_stop;

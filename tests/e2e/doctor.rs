@@ -1,0 +1,107 @@
+//! `doctor` checks a setup before the first run and launches nothing.
+
+use serde_json::{Value, json};
+
+use crate::harness::{AMI, APP_ID, Env, ORG, REPO, app_keys};
+
+fn doctor(env: &Env) -> crate::harness::Run {
+    let mut cmd = env.command(&["doctor"]);
+    for (k, v) in env.app_env() {
+        cmd.env(k, v);
+    }
+    cmd.env("INPUT_IMAGE_ID", AMI)
+        .env("INPUT_INSTANCE_TYPES", "c7i.large");
+    env.finish(cmd)
+}
+
+#[test]
+fn doctor_passes_with_exactly_the_policy_and_names_a_missing_action() {
+    let env = Env::start();
+    let policy = env.run(&["policy"], &[]);
+    let mut doc: Value = serde_json::from_str(&policy.stdout).unwrap();
+    let keys = env.post(
+        &format!("{}/_shim/iam-user", env.ec2),
+        &json!({"user": "full", "policy": doc}),
+    );
+    let mut env = env;
+    env.aws_key = (
+        keys["access_key_id"].as_str().unwrap().into(),
+        keys["secret_access_key"].as_str().unwrap().into(),
+    );
+    let run = doctor(&env);
+    run.assert_ok();
+    for check in [
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "ec2:DescribeInstances",
+        "ec2:ModifyVolume",
+        "ec2:TerminateInstances",
+        "ec2:DescribeSpotPriceHistory",
+        "GitHub credential",
+        "GitHub App permission",
+        "GitHub runner access",
+    ] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("[ok  ]") && l.contains(check)),
+            "{check}:\n{}",
+            run.stdout
+        );
+    }
+    env.aws_key = ("testing".into(), "testing".into());
+    assert!(env.instances().is_empty(), "doctor launched nothing");
+
+    // A user without TerminateInstances.
+    let actions = doc["Statement"][0]["Action"].as_array_mut().unwrap();
+    actions.retain(|a| a != "ec2:TerminateInstances");
+    let keys = env.post(
+        &format!("{}/_shim/iam-user", env.ec2),
+        &json!({"user": "partial", "policy": doc}),
+    );
+    env.aws_key = (
+        keys["access_key_id"].as_str().unwrap().into(),
+        keys["secret_access_key"].as_str().unwrap().into(),
+    );
+    let run = doctor(&env);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("ec2:TerminateInstances"))
+        .unwrap();
+    assert!(
+        line.starts_with("[FAIL]") && line.contains("add ec2:TerminateInstances"),
+        "{line}"
+    );
+    assert!(
+        run.stdout.contains("::error::doctor found 1 problem"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn doctor_names_a_missing_app_permission() {
+    let env = Env::start();
+    env.configure_github(json!({
+        "apps": [{
+            "id": APP_ID,
+            "client_id": "Iv23liNoPerms",
+            "public_key_pem": app_keys().1,
+            "installations": [{"id": 56, "account": ORG, "account_type": "Organization",
+                               "repositories": [REPO], "permissions": {"metadata": "read"}}]
+        }]
+    }));
+    let run = doctor(&env);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("GitHub App permission"))
+        .unwrap();
+    assert!(
+        line.starts_with("[FAIL]") && line.contains("Administration: Read and write"),
+        "{line}"
+    );
+}
