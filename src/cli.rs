@@ -135,6 +135,9 @@ pub(crate) struct InstanceArgs {
     /// Root volume size in GiB (default: the image's).
     #[arg(long, env = "INPUT_VOLUME_SIZE")]
     pub(crate) volume_size: Option<String>,
+    /// Provisioned rate (MiB/s, 100-300) at which the root volume is initialized from its snapshot.
+    #[arg(long, env = "INPUT_VOLUME_INITIALIZATION_RATE")]
+    pub(crate) volume_initialization_rate: Option<String>,
     /// Device name of the image's root volume (default /dev/sda1; Amazon Linux uses /dev/xvda).
     #[arg(long, env = "INPUT_ROOT_DEVICE_NAME")]
     pub(crate) root_device_name: Option<String>,

@@ -29,6 +29,32 @@ pub(crate) fn boot_boost(volume_size: Option<i32>) -> (i32, i32) {
     }
 }
 
+/// EC2's limit on user data, before base64.
+pub(crate) const USER_DATA_LIMIT: usize = 16 * 1024;
+
+/// Gzips the script (cloud-init unpacks gzipped user data by its magic
+/// bytes) so that the script, the JIT config and a pre-runner script fit in
+/// EC2's 16 KiB, and base64-encodes it for RunInstances. Fails with the
+/// sizes when even the compressed script is too large.
+pub(crate) fn encode_user_data(script: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(script.as_bytes())
+        .and_then(|()| gz.finish())
+        .map_err(|e| format!("could not compress the user data: {e}"))
+        .and_then(|bytes| {
+            if bytes.len() > USER_DATA_LIMIT {
+                Err(format!(
+                    "the user data is {} bytes compressed ({} bytes as text), over EC2's limit of {USER_DATA_LIMIT}; shorten pre-runner-script (or download it from the instance instead of inlining it)",
+                    bytes.len(),
+                    script.len()
+                ))
+            } else {
+                Ok(aws_smithy_types::base64::encode(&bytes))
+            }
+        })
+}
+
 /// What every launch attempt of one runner shares.
 pub(crate) struct LaunchSpec<'a> {
     /// The AMI.
@@ -41,6 +67,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub(crate) volume_size: Option<i32>,
     /// Launch the root volume with raised IOPS and throughput.
     pub(crate) boot_boost: bool,
+    /// Provisioned rate for initializing the root volume from its snapshot.
+    pub(crate) volume_initialization_rate: Option<i32>,
     /// Tags for the instance and its volumes.
     pub(crate) tags: Vec<TagSpecification>,
     /// Base64 user-data.
@@ -95,6 +123,9 @@ pub(crate) async fn run_instance(
         .delete_on_termination(true);
     if let Some(size) = spec.volume_size {
         ebs = ebs.volume_size(size);
+    }
+    if let Some(rate) = spec.volume_initialization_rate {
+        ebs = ebs.volume_initialization_rate(rate);
     }
     if spec.boot_boost {
         let (iops, throughput) = boot_boost(spec.volume_size);
@@ -262,6 +293,39 @@ mod tests {
         assert_ne!(token, client_token("label/runner-1", &b));
         assert_ne!(token, client_token("label/runner-1", &c));
         assert_ne!(token, client_token("label/runner-2", &a));
+    }
+
+    #[test]
+    fn user_data_is_gzipped_and_bounded() {
+        use std::io::Read as _;
+        let script = format!("#!/bin/bash\n{}", "echo hello\n".repeat(2000));
+        let encoded = encode_user_data(&script).unwrap();
+        let bytes = aws_smithy_types::base64::decode(&encoded).unwrap();
+        assert_eq!(
+            &bytes[..2],
+            &[0x1f, 0x8b],
+            "gzip magic, which cloud-init recognises"
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, script);
+        // Random data does not compress: past 16 KiB it is refused with the sizes.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: String = (0..40_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'!' + (state % 90) as u8)
+            })
+            .collect();
+        let err = encode_user_data(&noise).unwrap_err();
+        assert!(
+            err.contains("pre-runner-script") && err.contains("16384"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -753,6 +753,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) tags: Vec<Tag>,
     /// Root volume size in GiB.
     pub(crate) volume_size: Option<i32>,
+    /// Provisioned volume initialization rate, MiB/s.
+    pub(crate) volume_initialization_rate: Option<i32>,
     /// The image's root device name.
     pub(crate) root_device_name: String,
     /// Runner group for the JIT config.
@@ -896,6 +898,12 @@ impl InstanceSettings {
             extra_labels,
             tags: parse_tags(&args.tags)?,
             volume_size: parse_number("volume-size", &args.volume_size, 8, 16_384)?,
+            volume_initialization_rate: parse_number(
+                "volume-initialization-rate",
+                &args.volume_initialization_rate,
+                100,
+                300,
+            )?,
             root_device_name,
             runner_group_id: parse_number("runner-group-id", &args.runner_group_id, 1, u64::MAX)?
                 .unwrap_or(1),

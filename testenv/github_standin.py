@@ -157,6 +157,8 @@ class State:
             self.next_runner_id = 1
             self.label_ids: dict[str, int] = {}
             self.installation_tokens_issued = 0
+            # Every credential handed out, for tests that scan output for leaks.
+            self.secrets_issued: list[str] = []
             self.registration_tokens_issued = 0
             self.remove_tokens_issued = 0
             self.calls.clear()
@@ -405,6 +407,7 @@ class Standin:
                         "installation_tokens_issued": st.installation_tokens_issued,
                         "registration_tokens_issued": st.registration_tokens_issued,
                         "remove_tokens_issued": st.remove_tokens_issued,
+                        "secrets_issued": list(st.secrets_issued),
                     },
                 )
         return Reply(404, {"error": f"no admin endpoint {method} {path}"})
@@ -758,6 +761,7 @@ class Standin:
                 "expires": expires.timestamp(),
             }
             self.state.installation_tokens_issued += 1
+            self.state.secrets_issued.append(tok)
         out: dict[str, Any] = {
             "token": tok,
             "expires_at": iso(expires),
@@ -958,6 +962,8 @@ class Standin:
             ".runner": base64.b64encode(json.dumps(runner_file).encode()).decode(),
         }
         encoded = base64.b64encode(json.dumps(cfg, separators=(",", ":")).encode()).decode()
+        with self.state.lock:
+            self.state.secrets_issued.extend([encoded, secret])
         return Reply(201, {"runner": public, "encoded_jit_config": encoded})
 
 

@@ -428,8 +428,9 @@ async fn launch_one(
         root_device_name: &instance.root_device_name,
         volume_size: instance.volume_size,
         boot_boost: settings.boot_boost,
+        volume_initialization_rate: instance.volume_initialization_rate,
         tags: tags.specifications(),
-        user_data: aws_smithy_types::base64::encode(script.as_bytes()),
+        user_data: launch::encode_user_data(&script).map_err(Error::Launch)?,
         token_seed: format!(
             "{}/{runner_name}/{}",
             instance.label,

@@ -54,8 +54,17 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
     }
     let mut deleted = Vec::new();
     for runner in runners.iter().filter(|r| names.contains(&r.name)) {
-        github.delete_runner(runner.id, &runner.name).await?;
-        deleted.push(runner.name.clone());
+        match github.delete_runner(runner.id, &runner.name).await {
+            Ok(()) => deleted.push(runner.name.clone()),
+            // GitHub refuses to delete a runner in the middle of a job. Its
+            // machine is terminated above, so it goes offline; cleanup (or
+            // GitHub itself, for an ephemeral runner) removes it later.
+            Err(err) if err.status() == Some(422) => actions::warning(&format!(
+                "runner {} is still running a job, so GitHub kept it; its machine is terminated and the cleanup mode removes it once it is offline",
+                runner.name
+            )),
+            Err(err) => return Err(err.into()),
+        }
     }
     if !deleted.is_empty() {
         tracing::info!(runners = %deleted.join(", "), "deleted runners");

@@ -9,4 +9,6 @@ mod harness;
 mod inputs;
 mod orphans;
 mod placement;
+mod readme;
+mod secrets;
 mod start_stop;

@@ -15,14 +15,20 @@ fn run_instances_params(env: &Env) -> Vec<Value> {
         .collect()
 }
 
+/// The user-data script as the instance receives it (gzipped, which
+/// cloud-init unpacks).
 fn user_data(params: &Value) -> String {
+    use std::io::Read as _;
     let b64 = params["UserData"].as_str().expect("UserData sent");
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "user data is gzipped");
+    let mut script = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut script)
+        .unwrap();
+    script
 }
 
 /// The value of `readonly NAME='...'` in the rendered script.
