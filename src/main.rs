@@ -10,7 +10,9 @@ mod instances;
 mod launch;
 mod modes;
 mod placement;
+mod pricing;
 mod settings;
+mod summary;
 mod tags;
 mod userdata;
 

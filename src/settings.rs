@@ -1268,6 +1268,45 @@ pub(crate) fn expose(secret: &SecretString) -> &str {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        // No input, however strange, makes a parser panic; what is accepted
+        // is exactly what the validators promise.
+        #[test]
+        fn parsers_never_panic_and_accept_only_valid_shapes(value in "\\PC{0,80}") {
+            let some = Some(value.clone());
+            if let Ok(label) = Label::parse("label", &value) {
+                proptest::prop_assert!(label.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+            }
+            if let Ok(id) = ImageId::parse("image-id", &value) {
+                proptest::prop_assert!(id.as_str().starts_with("ami-"));
+            }
+            let _ = InstanceType::parse(&value);
+            let _ = Repository::parse(&value);
+            if let Ok(tags) = parse_tags(&some) {
+                for tag in tags {
+                    proptest::prop_assert!(!tag.key.is_empty() && !tag.key.chars().any(char::is_control));
+                }
+            }
+            let _ = parse_duration("timeout", &some, Duration::from_secs(300), Duration::from_secs(10), Duration::from_secs(3600));
+            let _ = parse_runner_release(&some, &some);
+            let _ = parse_app_identifier(&value);
+            let _ = parse_app_key(&value);
+            let _ = parse_bool("dry-run", &some, false);
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let args = GithubArgs {
+            github_token: Some("ghp_SECRETSECRETSECRET".into()),
+            repository: Some("acme/widgets".into()),
+            ..GithubArgs::default()
+        };
+        let settings = GithubSettings::from_args(&args).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("SECRETSECRET"), "{shown}");
+    }
+
     #[test]
     fn ids_accept_both_lengths_and_reject_the_rest() {
         assert!(ImageId::parse("image-id", "ami-0123456789abcdef0").is_ok());

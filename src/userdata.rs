@@ -415,6 +415,36 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        // A bounded fuzz run (each case starts bash): any text in the free
+        // fields renders to a script that parses, and every value comes back
+        // byte for byte.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_values_render_to_a_parsing_script_with_values_intact(
+            jit in "[^\\x00]{0,200}",
+            name in "[^\\x00]{0,60}",
+            pre in proptest::option::of("[^\\x00]{0,300}"),
+        ) {
+            let s = UserDataSettings {
+                jit_config: jit.clone(),
+                runner_name: name.clone(),
+                label: name.clone(),
+                pre_runner_script: pre.clone(),
+                ..settings()
+            };
+            let script = render(&s);
+            let check = Command::new("bash").args(["-n", "-c", &script]).output().expect("bash runs");
+            proptest::prop_assert!(check.status.success(), "bash -n: {}", String::from_utf8_lossy(&check.stderr));
+            let out = bash(&format!(
+                "{}printf '%s\\0%s\\0%s' \"$JIT_CONFIG\" \"$RUNNER_NAME\" \"$PRE_RUNNER_SCRIPT\"",
+                settings_block(&s)
+            ));
+            let want = format!("{jit}\0{name}\0{}", pre.unwrap_or_default());
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        }
+    }
+
     #[test]
     fn quoting_round_trips_hostile_values_through_bash() {
         for value in HOSTILE {

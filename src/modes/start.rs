@@ -19,6 +19,7 @@ use crate::launch::{self, LaunchSpec};
 use crate::modes::user_data;
 use crate::placement::{self, Candidate, MarketPolicy, RankInput, SpotPrice};
 use crate::settings::{Scope, StartSettings, WaitFor};
+use crate::summary;
 use crate::tags::LaunchTags;
 
 /// What has been created so far, so that an undo knows what to remove.
@@ -67,7 +68,14 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     let cancel = Cancel::listen();
     let outcome = start(&settings, &client, &created, &github_slot, began, &cancel).await;
     match outcome {
-        Ok(started) => finish(&settings, &outputs, &started, began),
+        Ok((started, prices)) => {
+            let region = client
+                .config()
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            finish(&settings, &outputs, &started, &prices, &region, began)
+        }
         Err(err) => {
             let undo_began = Instant::now();
             undo(&settings, &client, &created, github_slot.get()).await;
@@ -151,7 +159,7 @@ async fn start(
     github_slot: &tokio::sync::OnceCell<Github>,
     began: Instant,
     cancel: &Cancel,
-) -> Result<Vec<Started>, Error> {
+) -> Result<(Vec<Started>, Vec<SpotPrice>), Error> {
     let deadline = began + settings.timeout;
     let instance = &settings.instance;
 
@@ -239,7 +247,7 @@ async fn start(
     }
 
     if settings.wait_for == WaitFor::None {
-        return Ok(started);
+        return Ok((started, prices));
     }
     let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
     let waited = cancel
@@ -292,7 +300,7 @@ async fn start(
         // `wait-for: running` the first minutes keep most of the boost.
         drop_boot_boost(client, &described, &instance.root_device_name).await;
     }
-    Ok(started)
+    Ok((started, prices))
 }
 
 /// Waits until every runner is online on GitHub on two polls in a row (a
@@ -547,50 +555,38 @@ fn finish(
     settings: &StartSettings,
     outputs: &Outputs,
     started: &[Started],
+    prices: &[SpotPrice],
+    region: &str,
     began: Instant,
 ) -> Result<(), Error> {
-    let first = &started[0];
-    let ids: Vec<&str> = started.iter().map(|s| s.instance_id.as_str()).collect();
-    outputs.set("instance-id", &first.instance_id)?;
+    let rows: Vec<summary::Row> = started
+        .iter()
+        .map(|s| summary::Row {
+            runner: s.runner_name.clone(),
+            instance: s.instance_id.clone(),
+            instance_type: s.candidate.instance_type.to_string(),
+            zone: s.zone.clone(),
+            market: s.candidate.market,
+        })
+        .collect();
+    let first = &rows[0];
+    let ids: Vec<&str> = rows.iter().map(|r| r.instance.as_str()).collect();
+    outputs.set("instance-id", &first.instance)?;
     outputs.set("instance-ids", &ids.join(","))?;
-    outputs.set("instance-type", first.candidate.instance_type.as_str())?;
+    outputs.set("instance-type", &first.instance_type)?;
     outputs.set("availability-zone", first.zone.as_deref().unwrap_or(""))?;
-    outputs.set("market", first.candidate.market.as_str())?;
+    outputs.set("market", first.market.as_str())?;
     outputs.set(
         "price-per-hour",
-        &first
-            .candidate
-            .spot_price
-            .map(|p| format!("{p:.4}"))
+        &summary::price_per_hour(region, first, prices)
+            .map(summary::decimal)
             .unwrap_or_default(),
     )?;
-    let mut table = actions::Table::new(&[
-        "runner",
-        "instance",
-        "type",
-        "zone",
-        "market",
-        "spot price / h",
-    ]);
-    for s in started {
-        table.row(&[
-            s.runner_name.clone(),
-            s.instance_id.clone(),
-            s.candidate.instance_type.to_string(),
-            s.zone.clone().unwrap_or_else(|| "-".into()),
-            s.candidate.market.as_str().to_owned(),
-            s.candidate
-                .spot_price
-                .map(|p| format!("${p:.4}"))
-                .unwrap_or_else(|| "unknown".into()),
-        ]);
-    }
-    actions::summary(&format!(
-        "### ec2-spot-runner start\n\nLabel `{}` — {} runner(s) in {:.1} s\n\n{}\n",
-        settings.instance.label,
-        started.len(),
+    actions::summary(&summary::render(
+        settings.instance.label.as_str(),
+        region,
+        &rows,
+        prices,
         began.elapsed().as_secs_f64(),
-        table.finish()
-    ))?;
-    Ok(())
+    ))
 }

@@ -7,6 +7,7 @@ mod doctor;
 mod faults;
 mod harness;
 mod inputs;
+mod load;
 mod orphans;
 mod placement;
 mod readme;

@@ -67,7 +67,19 @@ fn the_cheapest_zone_is_chosen_and_the_summary_shows_the_price() {
         live[0].instance_lifecycle().map(|l| l.as_str()),
         Some("spot")
     );
-    assert!(run.summary.contains("$0.0310"), "{}", run.summary);
+    for line in [
+        "| c7i.large | us-east-1b | spot | $0.0310 |",
+        "across the 3 zones considered: $0.0310 (us-east-1b) to $0.0520 (us-east-1c)",
+        "65% less than on-demand ($0.08925/h)",
+        "less than a GitHub-hosted Linux 2-core",
+        "Reference prices as of",
+    ] {
+        assert!(
+            run.summary.contains(line),
+            "summary lacks {line:?}:\n{}",
+            run.summary
+        );
+    }
 }
 
 #[test]
@@ -193,6 +205,11 @@ fn a_rerun_goes_on_demand_straight_away() {
     let run = env.finish(cmd);
     run.assert_ok();
     assert_eq!(run.output("market"), "on-demand");
+    assert_eq!(
+        run.output("price-per-hour"),
+        "0.08925",
+        "the on-demand list price"
+    );
     assert_eq!(
         attempts(&env),
         [("c7i.large".into(), "-".into(), "on-demand".into())]
