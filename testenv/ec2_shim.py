@@ -309,6 +309,10 @@ class Ec2Shim:
             for rule in list(self.state.faults):
                 if not fault_matches(rule, action, params):
                     continue
+                # "skip": let that many matching requests through first.
+                if rule.get("skip", 0) > 0:
+                    rule["skip"] -= 1
+                    continue
                 times = rule.get("times")
                 if times is not None:
                     if times <= 0:

@@ -1,6 +1,6 @@
 //! `doctor` checks a setup before the first run and launches nothing.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{AMI, APP_ID, Env, ORG, REPO, app_keys};
 
@@ -17,17 +17,9 @@ fn doctor(env: &Env) -> crate::harness::Run {
 #[test]
 fn doctor_passes_with_exactly_the_policy_and_names_a_missing_action() {
     let env = Env::start();
-    let policy = env.run(&["policy"], &[]);
-    let mut doc: Value = serde_json::from_str(&policy.stdout).unwrap();
-    let keys = env.post(
-        &format!("{}/_shim/iam-user", env.ec2),
-        &json!({"user": "full", "policy": doc}),
-    );
+    let mut doc = env.policy();
     let mut env = env;
-    env.aws_key = (
-        keys["access_key_id"].as_str().unwrap().into(),
-        keys["secret_access_key"].as_str().unwrap().into(),
-    );
+    env.act_as("full", &doc);
     let run = doctor(&env);
     run.assert_ok();
     for check in [
@@ -55,14 +47,7 @@ fn doctor_passes_with_exactly_the_policy_and_names_a_missing_action() {
     // A user without TerminateInstances.
     let actions = doc["Statement"][0]["Action"].as_array_mut().unwrap();
     actions.retain(|a| a != "ec2:TerminateInstances");
-    let keys = env.post(
-        &format!("{}/_shim/iam-user", env.ec2),
-        &json!({"user": "partial", "policy": doc}),
-    );
-    env.aws_key = (
-        keys["access_key_id"].as_str().unwrap().into(),
-        keys["secret_access_key"].as_str().unwrap().into(),
-    );
+    env.act_as("partial", &doc);
     let run = doctor(&env);
     assert_eq!(run.code, 1, "{}", run.all());
     let line = run

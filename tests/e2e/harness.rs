@@ -49,21 +49,27 @@ pub fn venv() -> &'static Path {
     })
 }
 
+/// A fresh 2048-bit RSA private key (PEM).
+pub fn rsa_key() -> String {
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl genpkey");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// An RSA key pair for the test App, made once per test run.
 pub fn app_keys() -> &'static (String, String) {
     static KEYS: OnceLock<(String, String)> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let private = Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-            ])
-            .output()
-            .expect("openssl genpkey");
-        assert!(private.status.success());
+        let private = rsa_key();
         let mut child = Command::new("openssl")
             .args(["pkey", "-pubout"])
             .stdin(Stdio::piped())
@@ -75,13 +81,10 @@ pub fn app_keys() -> &'static (String, String) {
             .stdin
             .take()
             .unwrap()
-            .write_all(&private.stdout)
+            .write_all(private.as_bytes())
             .unwrap();
         let public = child.wait_with_output().unwrap();
-        (
-            String::from_utf8(private.stdout).unwrap(),
-            String::from_utf8(public.stdout).unwrap(),
-        )
+        (private, String::from_utf8(public.stdout).unwrap())
     })
 }
 
@@ -117,6 +120,13 @@ impl Run {
             .get(name)
             .map(String::as_str)
             .unwrap_or_else(|| panic!("no output {name}: {self:#?}"))
+    }
+
+    /// The `::error::` line, when there is exactly one.
+    pub fn single_error(&self) -> Option<&str> {
+        let mut errors = self.stdout.lines().filter(|l| l.starts_with("::error::"));
+        let first = errors.next()?;
+        errors.next().is_none().then_some(first)
     }
 
     #[track_caller]
@@ -300,6 +310,26 @@ impl Env {
         );
     }
 
+    /// The policy document `ec2-spot-runner policy` prints.
+    pub fn policy(&self) -> Value {
+        let run = self.run(&["policy"], &[]);
+        run.assert_ok();
+        serde_json::from_str(&run.stdout).expect("policy is JSON")
+    }
+
+    /// From now on the binary runs as an IAM user holding exactly `policy`,
+    /// with moto enforcing IAM (admin checks in the tests keep working).
+    pub fn act_as(&mut self, user: &str, policy: &Value) {
+        let keys = self.post(
+            &format!("{}/_shim/iam-user", self.ec2),
+            &json!({"user": user, "policy": policy}),
+        );
+        self.aws_key = (
+            keys["access_key_id"].as_str().unwrap().to_owned(),
+            keys["secret_access_key"].as_str().unwrap().to_owned(),
+        );
+    }
+
     /// The binary with a clean environment pointing at the stand-ins, as an
     /// Actions job would run it.
     pub fn command(&self, args: &[&str]) -> Command {
@@ -459,6 +489,27 @@ impl Env {
             &format!("{}/_standin/runners/status", self.github),
             &json!({"name": name, "status": status, "busy": busy}),
         );
+    }
+
+    /// The default VPC's subnets as (id, zone), sorted by zone.
+    pub fn default_subnets(&self) -> Vec<(String, String)> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            let out = client
+                .describe_subnets()
+                .send()
+                .await
+                .expect("describe subnets");
+            let mut subnets: Vec<(String, String)> = out
+                .subnets()
+                .iter()
+                .filter_map(|s| {
+                    Some((s.subnet_id()?.to_owned(), s.availability_zone()?.to_owned()))
+                })
+                .collect();
+            subnets.sort_by(|a, b| a.1.cmp(&b.1));
+            subnets
+        })
     }
 
     /// The state name of one instance.

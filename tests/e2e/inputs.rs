@@ -1,7 +1,7 @@
 //! Bad input gets one clear line naming the input, exit code 2, and no call
 //! to EC2 at all — nothing is launched.
 
-use crate::harness::{AMI, APP_ID, Env, app_keys};
+use crate::harness::{AMI, APP_ID, Env, Run, app_keys};
 
 /// Environment variables of one invocation.
 type Vars = Vec<(&'static str, String)>;
@@ -219,6 +219,19 @@ fn cases() -> Vec<(&'static str, Vars, &'static str)> {
     ]
 }
 
+/// Records a failure unless the run exited with `code` and printed exactly
+/// one `::error::` line containing `needle`.
+fn expect_one_error(failures: &mut Vec<String>, case: &str, run: &Run, code: i32, needle: &str) {
+    if run.code != code || !run.single_error().is_some_and(|e| e.contains(needle)) {
+        failures.push(format!(
+            "{case}: exit {} {:?}\n{}",
+            run.code,
+            run.single_error(),
+            run.all()
+        ));
+    }
+}
+
 #[test]
 fn bad_start_inputs_get_one_clear_line_exit_2_and_no_launch() {
     let env = Env::start();
@@ -232,20 +245,7 @@ fn bad_start_inputs_get_one_clear_line_exit_2_and_no_launch() {
             cmd.env(k, v);
         }
         let run = env.finish(cmd);
-        let errors: Vec<&str> = run
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("::error::"))
-            .collect();
-        let ok = run.code == 2 && errors.len() == 1 && errors[0].contains(&format!("`{input}`"));
-        if !ok {
-            failures.push(format!(
-                "{case}: exit {} {:?}\n{}",
-                run.code,
-                errors,
-                run.all()
-            ));
-        }
+        expect_one_error(&mut failures, case, &run, 2, &format!("`{input}`"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
     let actions = env.ec2_actions();
@@ -267,4 +267,71 @@ fn stop_without_a_label_says_what_to_do() {
         run.all()
     );
     assert!(run.stdout.contains("cleanup"), "points to the cleanup mode");
+}
+
+/// Inputs that are well-formed but wrong, which only GitHub can tell:
+/// exit 1 with one clear line, and nothing launched or registered.
+#[test]
+fn credentials_github_refuses_get_one_clear_line_exit_1_and_no_launch() {
+    let env = Env::start();
+    env.clear_calls();
+    let other_key = crate::harness::rsa_key();
+    let cases: Vec<(&str, Vars, &str)> = vec![
+        (
+            "wrong-issuer App (an App id GitHub does not know)",
+            vec![("INPUT_GITHUB_APP_ID", "999999".into())],
+            "github-app-id and github-app-private-key belong to the same App",
+        ),
+        (
+            "a key of another App",
+            vec![("INPUT_GITHUB_APP_PRIVATE_KEY", other_key)],
+            "github-app-id and github-app-private-key belong to the same App",
+        ),
+        (
+            "a repository without an installation",
+            vec![("INPUT_REPOSITORY", "acme/elsewhere".into())],
+            "is the App installed there?",
+        ),
+        (
+            "an organization without an installation",
+            vec![("INPUT_ORGANIZATION", "someone-else".into())],
+            "is the App installed there?",
+        ),
+        (
+            "a revoked token",
+            vec![
+                ("INPUT_GITHUB_APP_ID", String::new()),
+                ("INPUT_GITHUB_APP_PRIVATE_KEY", String::new()),
+                (
+                    "INPUT_GITHUB_TOKEN",
+                    "ghp_RevokedTokenRevokedToken000000000".into(),
+                ),
+            ],
+            "github-token is current",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, vars, hint) in cases {
+        let mut cmd = env.command(&["start"]);
+        for (k, v) in env.app_env() {
+            cmd.env(k, v);
+        }
+        cmd.env("INPUT_IMAGE_ID", AMI)
+            .env("INPUT_INSTANCE_TYPES", "c7i.large");
+        for (k, v) in &vars {
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        let run = env.finish(cmd);
+        expect_one_error(&mut failures, case, &run, 1, hint);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    assert!(
+        !env.ec2_actions().iter().any(|a| a == "RunInstances"),
+        "nothing launched"
+    );
+    assert!(env.runners().is_empty());
 }

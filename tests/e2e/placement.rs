@@ -290,3 +290,98 @@ fn a_launch_whose_answer_is_lost_makes_no_duplicate() {
         "the retry with the same ClientToken made no second machine"
     );
 }
+
+#[test]
+fn subnets_are_ranked_by_their_zone_price_or_tried_in_order_when_describe_subnets_is_denied() {
+    let env = Env::start();
+    prices(&env);
+    let subnets = env.default_subnets();
+    let a = subnets
+        .iter()
+        .find(|s| s.1 == "us-east-1a")
+        .unwrap()
+        .0
+        .clone();
+    let b = subnets
+        .iter()
+        .find(|s| s.1 == "us-east-1b")
+        .unwrap()
+        .0
+        .clone();
+    let given = format!("{a},{b}");
+    let subnet_of = |env: &Env| -> Vec<String> {
+        env.ec2_calls()
+            .iter()
+            .filter(|c| c["action"] == "RunInstances")
+            .map(|c| c["params"]["SubnetId"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+
+    // DescribeSubnets allowed: the cheaper zone's subnet (b) goes first.
+    let run = env.start_runner(&[
+        ("INPUT_SUBNET_IDS", &given),
+        ("INPUT_INSTANCE_TYPES", "c7i.large"),
+    ]);
+    run.assert_ok();
+    assert_eq!(subnet_of(&env), std::slice::from_ref(&b));
+    assert_eq!(run.output("availability-zone"), "us-east-1b");
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+
+    // Exactly the six actions: DescribeSubnets is denied, the subnets are
+    // tried in the given order, and the log says so once.
+    let policy = env.policy();
+    let mut env = env;
+    env.act_as("six", &policy);
+    env.clear_calls();
+    let run = env.start_runner(&[
+        ("INPUT_SUBNET_IDS", &given),
+        ("INPUT_INSTANCE_TYPES", "c7i.large"),
+    ]);
+    run.assert_ok();
+    assert_eq!(
+        subnet_of(&env),
+        std::slice::from_ref(&a),
+        "given order without zone knowledge"
+    );
+    assert_eq!(
+        run.stderr
+            .matches("trying the subnets in the given order")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn allow_partial_accepts_fewer_runners_and_its_absence_undoes_them_all() {
+    let env = Env::start();
+    prices(&env);
+    // Capacity for one machine only: every launch after the first fails.
+    env.faults(
+        json!([{"action": "RunInstances", "status": 500, "code": "InsufficientInstanceCapacity",
+                        "message": "no capacity", "skip": 1}]),
+    );
+    let run = env.start_runner(&[
+        ("INPUT_COUNT", "2"),
+        ("INPUT_MARKET", "spot"),
+        ("INPUT_ALLOW_PARTIAL", "true"),
+    ]);
+    run.assert_ok();
+    assert_eq!(run.output("instance-ids").split(',').count(), 1);
+    assert!(run.stdout.contains("::warning::runner"), "{}", run.all());
+    assert_eq!(env.live_instances().len(), 1);
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+
+    env.clear_calls();
+    let run = env.start_runner(&[("INPUT_COUNT", "2"), ("INPUT_MARKET", "spot")]);
+    assert_eq!(
+        run.code, 1,
+        "without allow-partial, fewer than count is a failure"
+    );
+    assert!(
+        env.live_instances().is_empty(),
+        "the one machine that started was terminated"
+    );
+    assert!(env.runners().is_empty());
+}

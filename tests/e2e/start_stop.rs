@@ -258,15 +258,8 @@ fn the_policy_command_prints_exactly_the_six_actions_and_they_suffice() {
     assert_eq!(actions.len(), 6);
 
     // A user holding exactly that policy, with IAM enforced from here on.
-    let keys = env.post(
-        &format!("{}/_shim/iam-user", env.ec2),
-        &json!({"user": "runner-bot", "policy": doc}),
-    );
     let mut env = env;
-    env.aws_key = (
-        keys["access_key_id"].as_str().unwrap().to_owned(),
-        keys["secret_access_key"].as_str().unwrap().to_owned(),
-    );
+    env.act_as("runner-bot", &doc);
     let run = env.start_runner(&[]);
     run.assert_ok();
     let label = run.output("label").to_owned();
