@@ -60,6 +60,7 @@ export AWS_ENDPOINT_URL_EC2="$ec2" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=
     GITHUB_API_URL="$github" GITHUB_REPOSITORY=acme/widgets \
     GITHUB_RUN_ID=1001 GITHUB_RUN_ATTEMPT=1 GITHUB_JOB=demo
 GITHUB_APP_PRIVATE_KEY=$(cat "$work/app.pem")
+export GITHUB_STEP_SUMMARY="$work/summary.md"
 
 echo
 echo "== ec2-spot-runner start"
@@ -67,6 +68,9 @@ echo "== ec2-spot-runner start"
     --image-id ami-1e749f67 --instance-types c7i.large,c6i.large \
     --tags "team=demo" | tee "$work/start.out"
 label=$(sed -n 's/^label=//p' "$work/start.out")
+echo
+echo "== the step summary start wrote"
+cat "$GITHUB_STEP_SUMMARY"
 
 echo
 echo "== ec2-spot-runner stop --label $label"
@@ -76,7 +80,13 @@ echo
 echo "== what is left"
 "$venv/bin/python" - "$ec2" <<'PY'
 import json, sys, urllib.request
+import boto3
 calls = json.load(urllib.request.urlopen(f"{sys.argv[1]}/_shim/calls"))
 print("EC2 calls:", ", ".join(c["action"] for c in calls))
+ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=sys.argv[1],
+                   aws_access_key_id="demo", aws_secret_access_key="demo")
+for reservation in ec2.describe_instances()["Reservations"]:
+    for i in reservation["Instances"]:
+        print(f"instance {i['InstanceId']}: {i['State']['Name']}")
 PY
 echo "demo finished: the instance was launched, ran, and was terminated."

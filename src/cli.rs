@@ -3,6 +3,8 @@
 //! through `env:` and never through a `${{ }}` inside a script. Values stay
 //! strings here; `settings` turns them into checked types before any work.
 
+use std::process::ExitCode;
+
 use clap::{Args, Parser, Subcommand};
 
 /// Run one GitHub Actions job on its own short-lived EC2 spot instance.
@@ -40,13 +42,23 @@ pub(crate) enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct GithubArgs {
     /// A token: fine-grained or classic personal access token, or an installation token.
-    #[arg(long, env = "INPUT_GITHUB_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "INPUT_GITHUB_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) github_token: Option<String>,
     /// GitHub App id (numeric) or client id (Iv…), for App authentication.
     #[arg(long, env = "INPUT_GITHUB_APP_ID")]
     pub(crate) github_app_id: Option<String>,
     /// The App's private key, PEM content (PKCS#1 or PKCS#8).
-    #[arg(long, env = "INPUT_GITHUB_APP_PRIVATE_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "INPUT_GITHUB_APP_PRIVATE_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) github_app_private_key: Option<String>,
     /// Installation id; looked up for the repository or organization when absent.
     #[arg(long, env = "INPUT_GITHUB_APP_INSTALLATION_ID")]
@@ -130,7 +142,7 @@ pub(crate) struct InstanceArgs {
     #[arg(long, env = "INPUT_LABELS")]
     pub(crate) labels: Option<String>,
     /// Extra tags `key=value`, one per line or comma separated, for the instance and its volumes.
-    #[arg(long, env = "INPUT_TAGS")]
+    #[arg(long, env = "INPUT_TAGS", allow_hyphen_values = true)]
     pub(crate) tags: Option<String>,
     /// Root volume size in GiB (default: the image's).
     #[arg(long, env = "INPUT_VOLUME_SIZE")]
@@ -160,7 +172,7 @@ pub(crate) struct InstanceArgs {
     #[arg(long, env = "INPUT_RUNNER_SHA256")]
     pub(crate) runner_sha256: Option<String>,
     /// Bash run as root on the instance before the runner starts.
-    #[arg(long, env = "INPUT_PRE_RUNNER_SCRIPT")]
+    #[arg(long, env = "INPUT_PRE_RUNNER_SCRIPT", allow_hyphen_values = true)]
     pub(crate) pre_runner_script: Option<String>,
 }
 
@@ -233,4 +245,48 @@ pub(crate) struct UserDataArgs {
     /// Read the JIT config to embed from this environment variable instead of a placeholder.
     #[arg(long)]
     pub(crate) jit_config_env: Option<String>,
+}
+
+/// Prefixes of GitHub credentials, so a token typed in the wrong place on a
+/// command line is still recognised as one.
+const TOKEN_PREFIXES: [&str; 6] = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+
+/// Prints a command-line error (or `--help`) the way clap would, but with
+/// every secret blanked out: clap quotes the arguments it could not place,
+/// and a token or key given to the wrong flag must not reach a log.
+pub(crate) fn report_parse_error(err: &clap::Error) -> ExitCode {
+    let mut secrets: Vec<String> = ["INPUT_GITHUB_TOKEN", "INPUT_GITHUB_APP_PRIVATE_KEY"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .collect();
+    let args: Vec<String> = std::env::args().collect();
+    for (i, arg) in args.iter().enumerate() {
+        let secret_flag = ["--github-token", "--github-app-private-key"]
+            .iter()
+            .find(|flag| arg == *flag || arg.starts_with(&format!("{flag}=")));
+        if let Some(flag) = secret_flag {
+            match arg.strip_prefix(&format!("{flag}=")) {
+                Some(value) => secrets.push(value.to_owned()),
+                None => secrets.extend(args.get(i + 1).cloned()),
+            }
+        }
+        if TOKEN_PREFIXES.iter().any(|p| arg.starts_with(p)) || arg.contains("PRIVATE KEY") {
+            secrets.push(arg.clone());
+        }
+    }
+    let mut text = err.render().to_string();
+    for secret in &secrets {
+        for part in std::iter::once(secret.as_str()).chain(secret.lines()) {
+            if part.trim().len() >= 8 {
+                text = text.replace(part.trim(), "***");
+            }
+        }
+    }
+    if err.use_stderr() {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    // clap's own codes: 2 for a usage error, 0 for --help and --version.
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }

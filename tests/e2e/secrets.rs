@@ -82,6 +82,23 @@ fn no_secret_reaches_a_log_an_output_or_the_summary() {
     assert_eq!(bad.code, 2, "{}", bad.all());
     runs.push(bad);
 
+    // Command-line slips: a token without its flag, a key given twice. clap
+    // quotes what it cannot place; the tool blanks secrets out of that.
+    for args in [
+        vec!["start", PAT],
+        vec![
+            "start",
+            "--github-app-private-key",
+            &app_keys().0,
+            &app_keys().0,
+        ],
+    ] {
+        let slip = env.run(&args, &[]);
+        assert_eq!(slip.code, 2, "{}", slip.all());
+        assert!(slip.stderr.contains("***"), "{}", slip.stderr);
+        runs.push(slip);
+    }
+
     let mut secrets: Vec<String> = vec![PAT.to_owned()];
     for key in [&app_keys().0, &broken_key] {
         secrets.extend(
