@@ -7,8 +7,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use crate::error::Error;
-
 /// True when running inside a GitHub Actions job.
 pub(crate) fn in_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
@@ -43,6 +41,19 @@ pub(crate) fn init_logging(level: Option<&str>) {
         .without_time()
         .with_ansi(in_actions() || std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Writing one of the files the Actions runner reads failed.
+#[derive(Debug, thiserror::Error)]
+#[error("could not write {what} to {path}: {source}")]
+pub(crate) struct ActionsFileError {
+    /// Which file (`outputs`, `the step summary`).
+    what: &'static str,
+    /// Its path.
+    path: String,
+    /// The I/O error.
+    #[source]
+    source: std::io::Error,
 }
 
 static MASKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -113,7 +124,7 @@ impl Outputs {
 
     /// Sets one output. Uses the heredoc form with a random delimiter, so no
     /// value can end the block early or inject another output.
-    pub(crate) fn set(&self, name: &str, value: &str) -> Result<(), Error> {
+    pub(crate) fn set(&self, name: &str, value: &str) -> Result<(), ActionsFileError> {
         let Some(path) = &self.path else {
             println!("{name}={value}");
             return Ok(());
@@ -133,20 +144,20 @@ impl Outputs {
 }
 
 /// Appends Markdown to the step summary, when Actions provides one.
-pub(crate) fn summary(markdown: &str) -> Result<(), Error> {
+pub(crate) fn summary(markdown: &str) -> Result<(), ActionsFileError> {
     match std::env::var("GITHUB_STEP_SUMMARY") {
         Ok(path) if !path.is_empty() => append("the step summary", &path, markdown),
         _ => Ok(()),
     }
 }
 
-fn append(what: &'static str, path: &str, text: &str) -> Result<(), Error> {
+fn append(what: &'static str, path: &str, text: &str) -> Result<(), ActionsFileError> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|source| Error::ActionsFile {
+        .map_err(|source| ActionsFileError {
             what,
             path: path.to_owned(),
             source,

@@ -1,6 +1,7 @@
 //! The top-level error: every module's error wrapped, with the exit code a
 //! user (or a workflow) can rely on — 2 for input to fix, 1 for the rest.
 
+use crate::actions::ActionsFileError;
 use crate::aws::AwsError;
 use crate::github::GithubError;
 use crate::settings::InvalidInput;
@@ -39,19 +40,11 @@ pub(crate) enum Error {
         signal: &'static str,
     },
     /// Writing an Actions file (`GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`) failed.
-    #[error("could not write {what} to {path}: {source}")]
-    ActionsFile {
-        /// Which file.
-        what: &'static str,
-        /// Its path.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Several launches failed; the message lists each.
+    #[error(transparent)]
+    ActionsFile(#[from] ActionsFileError),
+    /// A step failed; the message says what failed and how to fix it.
     #[error("{0}")]
-    Launch(String),
+    Failed(String),
 }
 
 impl Error {

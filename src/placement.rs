@@ -8,7 +8,7 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, InstanceType as Ec2InstanceType};
 
 use crate::aws::AwsError;
-use crate::settings::{InstanceType, SubnetId};
+use crate::settings::{InstanceType, MarketPolicy, SubnetId};
 
 /// How instances are bought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,17 +27,6 @@ impl Market {
             Market::OnDemand => "on-demand",
         }
     }
-}
-
-/// Which markets a start may use, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MarketPolicy {
-    /// Spot only; fail when no spot capacity is found.
-    Spot,
-    /// On-demand only.
-    OnDemand,
-    /// Spot first, on-demand when every spot candidate failed.
-    SpotThenOnDemand,
 }
 
 /// The latest spot price of one type in one zone.

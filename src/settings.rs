@@ -8,7 +8,6 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{AwsArgs, GithubArgs, InstanceArgs, StartArgs, StopArgs};
-use crate::placement::MarketPolicy;
 use crate::userdata;
 
 /// A bad input: which one, what was given, and what to do about it.
@@ -235,6 +234,10 @@ impl fmt::Display for Label {
     }
 }
 
+/// Tag keys with this prefix belong to the tool (see `tags`); user tags may
+/// not use it, so that nobody can make an instance look managed, or hide one.
+pub(crate) const RESERVED_TAG_PREFIX: &str = "ec2-spot-runner:";
+
 /// A user tag for the instance and its volumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tag {
@@ -270,13 +273,13 @@ pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput>
                 "tags cannot contain control characters",
             ));
         }
-        if key.to_ascii_lowercase().starts_with("aws:") || key.starts_with(crate::tags::PREFIX) {
+        if key.to_ascii_lowercase().starts_with("aws:") || key.starts_with(RESERVED_TAG_PREFIX) {
             return Err(InvalidInput::new(
                 "tags",
                 Some(&item),
                 format!(
                     "keys starting with `aws:` or `{}` are reserved; choose another key",
-                    crate::tags::PREFIX
+                    RESERVED_TAG_PREFIX
                 ),
             ));
         }
@@ -398,6 +401,17 @@ fn parse_bool(
             ("0", false),
         ],
     )
+}
+
+/// Which markets a start may use, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarketPolicy {
+    /// Spot only; fail when no spot capacity is found.
+    Spot,
+    /// On-demand only.
+    OnDemand,
+    /// Spot first, on-demand when every spot candidate failed.
+    SpotThenOnDemand,
 }
 
 /// What `start` waits for before it returns.

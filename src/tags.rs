@@ -1,12 +1,11 @@
-//! The tags that mark what this tool launched. Stop and cleanup select only
+//! The tags that mark what this tool launched (every key starts with
+//! `settings::RESERVED_TAG_PREFIX`). Stop and cleanup select only
 //! by the managed tag plus the label, so they never touch other machines.
 
 use aws_sdk_ec2::types::{ResourceType, Tag as Ec2Tag, TagSpecification};
 
 use crate::settings::{Label, RunContext, Tag};
 
-/// Prefix of every tag key the tool owns.
-pub(crate) const PREFIX: &str = "ec2-spot-runner:";
 /// Present (value `true`) on everything the tool launched.
 pub(crate) const MANAGED: &str = "ec2-spot-runner:managed";
 /// The runner label.

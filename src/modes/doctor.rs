@@ -263,7 +263,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Error> {
         println!("\nAll checks passed: a start should work with this setup.");
         Ok(())
     } else {
-        Err(Error::Launch(format!(
+        Err(Error::Failed(format!(
             "doctor found {} problem(s) that would stop a start: {}",
             failures.len(),
             failures.join(", ")

@@ -17,8 +17,8 @@ use crate::github::{self, Github};
 use crate::instances::{self, Wait};
 use crate::launch::{self, LaunchSpec};
 use crate::modes::user_data;
-use crate::placement::{self, Candidate, MarketPolicy, RankInput, SpotPrice};
-use crate::settings::{Scope, StartSettings, WaitFor};
+use crate::placement::{self, Candidate, RankInput, SpotPrice};
+use crate::settings::{MarketPolicy, Scope, StartSettings, WaitFor};
 use crate::summary;
 use crate::tags::LaunchTags;
 
@@ -243,7 +243,7 @@ async fn start(
         return Err(failures
             .into_iter()
             .next()
-            .unwrap_or(Error::Launch("no runner started".into())));
+            .unwrap_or(Error::Failed("no runner started".into())));
     }
 
     if settings.wait_for == WaitFor::None {
@@ -256,7 +256,7 @@ async fn start(
     let described = match waited {
         Wait::Running(described) => described,
         Wait::Failed { id, state, reason } => {
-            return Err(Error::Launch(format!(
+            return Err(Error::Failed(format!(
                 "instance {id} reached state {state} before running: {reason}. For spot, capacity may have been reclaimed at once; re-run, or use `market: spot-then-on-demand`"
             )));
         }
@@ -429,7 +429,7 @@ async fn launch_one(
     let image_id = instance
         .image_id
         .as_ref()
-        .ok_or_else(|| Error::Launch("image-id is missing".into()))?;
+        .ok_or_else(|| Error::Failed("image-id is missing".into()))?;
     let spec = LaunchSpec {
         image_id,
         security_group_ids: &instance.security_group_ids,
@@ -438,7 +438,7 @@ async fn launch_one(
         boot_boost: settings.boot_boost,
         volume_initialization_rate: instance.volume_initialization_rate,
         tags: tags.specifications(),
-        user_data: launch::encode_user_data(&script).map_err(Error::Launch)?,
+        user_data: launch::encode_user_data(&script).map_err(Error::Failed)?,
         token_seed: format!(
             "{}/{runner_name}/{}",
             instance.label,
@@ -479,7 +479,7 @@ fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {
         .iter()
         .map(|f| format!("{}: {}", launch::describe(&f.candidate), f.error))
         .collect();
-    Error::Launch(format!(
+    Error::Failed(format!(
         "no capacity for any candidate ({} tried): {}. List more instance-types or zones, raise max-spot-price, or allow on-demand with `market: spot-then-on-demand`",
         tried.len(),
         tried.join("; ")
@@ -582,11 +582,11 @@ fn finish(
             .map(summary::decimal)
             .unwrap_or_default(),
     )?;
-    actions::summary(&summary::render(
+    Ok(actions::summary(&summary::render(
         settings.instance.label.as_str(),
         region,
         &rows,
         prices,
         began.elapsed().as_secs_f64(),
-    ))
+    ))?)
 }
