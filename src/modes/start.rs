@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::Client;
+use futures_util::future::join_all;
 
 use crate::actions::{self, Outputs};
 use crate::aws::{self, AwsError};
 use crate::cli::StartArgs;
 use crate::error::Error;
+use crate::github::runners::JitRunner;
 use crate::github::{self, Github};
 use crate::instances::{self, Wait};
 use crate::launch::{self, LaunchSpec};
@@ -31,8 +33,9 @@ struct Created {
     runners: Vec<(u64, String)>,
     /// Runner names whose JIT request may have reached GitHub unanswered.
     runner_names_pending: Vec<String>,
-    /// A RunInstances was sent and may have created an instance we have no id for.
-    launch_pending: bool,
+    /// RunInstances calls sent and not yet answered: each may have created
+    /// an instance we have no id for.
+    launches_pending: usize,
 }
 
 type Shared = Arc<Mutex<Created>>;
@@ -186,13 +189,30 @@ async fn start(
         };
         Ok((prices, subnets))
     };
-    let (github, prices) = cancel
-        .guard(async { Ok(tokio::join!(github::connect(&settings.github), prices)) })
+    // GitHub (auth, then one JIT config per runner) and the price lookup
+    // run side by side; the launches go out as soon as both are done.
+    let mint = async {
+        let github = github::connect(&settings.github).await?;
+        // Kept outside this future so that an undo can still delete runners
+        // after a cancellation dropped it.
+        let github = github_slot.get_or_init(|| async move { github }).await;
+        let names: Vec<String> = (1..=settings.count)
+            .map(|index| format!("{}-{index}", instance.label))
+            .collect();
+        let jits = join_all(
+            names
+                .iter()
+                .map(|name| mint_runner(settings, github, created, name)),
+        )
+        .await;
+        jits.into_iter()
+            .collect::<Result<Vec<_>, Error>>()
+            .map(|jits| (github, jits))
+    };
+    let (minted, prices) = cancel
+        .guard(async { Ok(tokio::join!(mint, prices)) })
         .await?;
-    let github = github?;
-    // Kept outside this future so that an undo can still delete runners after
-    // a cancellation dropped it.
-    let github = github_slot.get_or_init(|| async move { github }).await;
+    let (github, jits) = minted?;
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
     let subnet_zones = if subnet_zones.is_empty() {
         instance
@@ -215,25 +235,24 @@ async fn start(
     );
     tracing::debug!(candidates = candidates.len(), "ranked launch candidates");
 
+    let scope = match github.scope() {
+        Scope::Repository(repo) => repo.to_string(),
+        Scope::Organization(org) => format!("org:{org}"),
+    };
+    // All machines of a `count` launch go out together.
+    let results = join_all(
+        jits.iter()
+            .map(|jit| launch_runner(settings, client, created, &candidates, &scope, jit, cancel)),
+    )
+    .await;
     let mut started = Vec::new();
     let mut failures = Vec::new();
-    for index in 1..=settings.count {
-        let runner_name = format!("{}-{index}", instance.label);
-        match launch_one(
-            settings,
-            client,
-            github,
-            created,
-            &candidates,
-            &runner_name,
-            cancel,
-        )
-        .await
-        {
+    for (jit, result) in jits.iter().zip(results) {
+        match result {
             Ok(s) => started.push(s),
             Err(err @ Error::Cancelled { .. }) => return Err(err),
             Err(err) if settings.allow_partial => {
-                actions::warning(&format!("runner {runner_name} did not start: {err}"));
+                actions::warning(&format!("runner {} did not start: {err}", jit.name));
                 failures.push(err);
             }
             Err(err) => return Err(err),
@@ -383,44 +402,47 @@ async fn drop_boot_boost(
     }
 }
 
-/// Mints one runner's JIT config and launches its instance, walking the candidates.
-async fn launch_one(
+/// Mints one runner's JIT config, recording it for the undo.
+async fn mint_runner(
     settings: &StartSettings,
-    client: &Client,
     github: &Github,
     created: &Shared,
-    candidates: &[Candidate],
     runner_name: &str,
-    cancel: &Cancel,
-) -> Result<Started, Error> {
+) -> Result<JitRunner, Error> {
     let instance = &settings.instance;
     let mut labels = vec![instance.label.as_str().to_owned()];
     labels.extend(instance.extra_labels.iter().cloned());
     with(created, |c| {
         c.runner_names_pending.push(runner_name.to_owned())
     });
-    let jit = cancel
-        .guard(async {
-            Ok(github
-                .create_jit_runner(runner_name, instance.runner_group_id, &labels)
-                .await?)
-        })
+    let jit = github
+        .create_jit_runner(runner_name, instance.runner_group_id, &labels)
         .await?;
     with(created, |c| {
         c.runner_names_pending.retain(|n| n != runner_name);
         c.runners.push((jit.id, jit.name.clone()));
     });
     tracing::info!(runner = %jit.name, id = jit.id, "JIT runner config created");
+    Ok(jit)
+}
 
+/// Launches one runner's instance, walking the candidates.
+async fn launch_runner(
+    settings: &StartSettings,
+    client: &Client,
+    created: &Shared,
+    candidates: &[Candidate],
+    scope: &str,
+    jit: &JitRunner,
+    cancel: &Cancel,
+) -> Result<Started, Error> {
+    let instance = &settings.instance;
+    let runner_name = jit.name.as_str();
     let script = user_data::render_for(instance, runner_name, crate::settings::expose(&jit.config));
-    let scope = match github.scope() {
-        Scope::Repository(repo) => repo.to_string(),
-        Scope::Organization(org) => format!("org:{org}"),
-    };
     let tags = LaunchTags {
         label: &instance.label,
         runner_name,
-        scope,
+        scope: scope.to_owned(),
         run: &settings.run,
         created_at: chrono::Utc::now(),
         max_lifetime_secs: instance.max_lifetime.as_secs(),
@@ -446,14 +468,14 @@ async fn launch_one(
         ),
     };
     cancel.check()?;
-    with(created, |c| c.launch_pending = true);
+    with(created, |c| c.launches_pending += 1);
     // Not abandoned on a signal: see `Cancel`.
     let result = launch::launch_first(client, &spec, candidates).await;
     match result {
         Ok((id, candidate, _failures)) => {
             with(created, |c| {
                 c.instance_ids.push(id.clone());
-                c.launch_pending = false;
+                c.launches_pending -= 1;
             });
             tracing::info!(instance = %id, "launched {}", launch::describe(&candidate));
             cancel.check()?;
@@ -465,7 +487,7 @@ async fn launch_one(
             })
         }
         Err((err, failures)) => {
-            with(created, |c| c.launch_pending = false);
+            with(created, |c| c.launches_pending -= 1);
             Err(launch_error(err, &failures))
         }
     }
@@ -501,7 +523,7 @@ async fn undo(
             c.instance_ids.clone(),
             c.runners.clone(),
             c.runner_names_pending.clone(),
-            c.launch_pending,
+            c.launches_pending > 0,
         )
     });
     if launch_pending || ids.is_empty() {

@@ -385,3 +385,41 @@ fn allow_partial_accepts_fewer_runners_and_its_absence_undoes_them_all() {
     );
     assert!(env.runners().is_empty());
 }
+
+#[test]
+fn github_work_runs_while_the_price_lookup_is_slow() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(json!([{"action": "DescribeSpotPriceHistory", "delay_ms": 1500}]));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let price_call = env
+        .ec2_calls()
+        .into_iter()
+        .find(|c| c["action"] == "DescribeSpotPriceHistory")
+        .unwrap();
+    let jit_call = env
+        .github_calls()
+        .into_iter()
+        .find(|c| {
+            c["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("generate-jitconfig"))
+        })
+        .unwrap();
+    let prices_answered = price_call["ts"].as_f64().unwrap() + 1.5;
+    assert!(
+        jit_call["ts"].as_f64().unwrap() < prices_answered,
+        "the JIT config was minted while the prices were still on their way"
+    );
+    let launch = env
+        .ec2_calls()
+        .into_iter()
+        .find(|c| c["action"] == "RunInstances")
+        .unwrap();
+    let waited = launch["ts"].as_f64().unwrap() - prices_answered;
+    assert!(
+        waited < 0.5,
+        "the launch went out right after the prices arrived ({waited:.3} s later)"
+    );
+}
