@@ -42,8 +42,11 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_ec2-spot-runner")
+/// The binary the action runs: this build's, or the one named by
+/// `EC2SR_ACTION_BINARY` (to measure the cold start of a release build).
+fn binary() -> String {
+    std::env::var("EC2SR_ACTION_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ec2-spot-runner").to_owned())
 }
 
 fn unique(prefix: &str) -> String {
@@ -242,7 +245,7 @@ impl<'a> Workflow<'a> {
             cache: work.join("act-cache"),
             vars: vec![
                 ("APP_ID".into(), APP_ID.to_string()),
-                ("BINARY".into(), binary().into()),
+                ("BINARY".into(), binary()),
                 ("AMI".into(), AMI.into()),
             ],
             extra_env: Vec::new(),
@@ -999,7 +1002,11 @@ fn install_script_refuses_what_it_cannot_trust_or_run() {
     let (code, log, path) = run(&|c| {
         c.env("INPUT_BINARY_PATH", binary());
     });
-    assert_eq!((code, path.as_deref()), (0, Some(binary())), "{log}");
+    assert_eq!(
+        (code, path.as_deref()),
+        (0, Some(binary().as_str())),
+        "{log}"
+    );
     let not_executable = action.join("Cargo.toml");
     let (code, log, path) = run(&|c| {
         c.env("INPUT_BINARY_PATH", &not_executable);
