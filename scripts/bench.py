@@ -39,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/ec2-spot-runner/target"))
 AMI = "ami-1e749f67"
 REPO = "acme/widgets"
+BENCH_TOKEN = "ghp_BenchmarkTokenBenchmarkToken000000"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -108,7 +109,7 @@ class Stand:
                         ],
                     }
                 ],
-                "tokens": [],
+                "tokens": [{"token": BENCH_TOKEN, "repositories": [REPO], "organizations": []}],
                 "auto_online_after": None,
             },
         )
@@ -244,9 +245,21 @@ def bench_start(stand: Stand, binary: str, runs: int) -> None:
         rss.append(m["rss_mb"])
         ec2_counts.append(len(ec2))
         gh_counts.append(len(gh))
+    token_cpus, token_walls = [], []
+    for i in range(runs):
+        stand.reset()
+        env = stand.env(5500 + i)
+        del env["INPUT_GITHUB_APP_ID"], env["INPUT_GITHUB_APP_PRIVATE_KEY"]
+        env["INPUT_GITHUB_TOKEN"] = BENCH_TOKEN
+        m = measure(binary, start_args(), env)
+        if m["code"] != 0:
+            raise SystemExit(f"bench: start with a token failed:\n{m['stderr']}")
+        token_cpus.append(m["cpu"])
+        token_walls.append(m["wall"])
     print(f"start, wait-for running ({runs} runs)")
     print(f"  wall time                    {fmt_ms(walls)}")
     print(f"  binary CPU time (user+sys)   {fmt_ms(cpus)}")
+    print(f"  the same with a token        {fmt_ms(token_cpus)} CPU; wall {fmt_ms(token_walls)}")
     print(f"  process start to first log   {fmt_ms(firsts)}")
     print(f"  peak memory (max RSS)        {statistics.median(rss):8.1f} MB median, {max(rss):8.1f} MB max")
     print(f"  requests per start           EC2 {statistics.median(ec2_counts):.0f}, GitHub {statistics.median(gh_counts):.0f}")
