@@ -26,9 +26,13 @@ pub(crate) fn init_logging(level: Option<&str>) {
         })
         .unwrap_or_else(|| "info".to_owned());
     // Our own crate logs at the chosen level; the SDKs stay at warn unless the
-    // user asks for trace, where everything is shown.
+    // user asks for trace, where everything is shown. At debug the AWS SDK's
+    // retry decisions (attempt, wait, reason) are shown too, since a throttled
+    // call is the first thing to look for in a slow start.
     let directive = if level.eq_ignore_ascii_case("trace") {
         "trace".to_owned()
+    } else if level.eq_ignore_ascii_case("debug") {
+        "warn,ec2_spot_runner=debug,aws_smithy_runtime::client::retries=debug".to_owned()
     } else {
         format!("warn,ec2_spot_runner={level}")
     };

@@ -17,12 +17,17 @@ fn ec2_throttling_is_retried_with_backoff() {
         {"action": "RunInstances", "status": 503, "code": "RequestLimitExceeded",
          "message": "Request limit exceeded.", "times": 1}
     ]));
-    let run = env.start_runner(&[]);
+    let run = env.start_runner(&[("INPUT_LOG_LEVEL", "debug")]);
     run.assert_ok();
     assert_eq!(
         env.instances().len(),
         1,
         "the throttled launch was retried, once it went through"
+    );
+    assert!(
+        run.stderr.contains("retrying after"),
+        "the retries and their waits are logged at debug level:\n{}",
+        run.stderr
     );
     let throttled = env
         .ec2_calls()
