@@ -417,9 +417,11 @@ fn github_work_runs_while_the_price_lookup_is_slow() {
         .into_iter()
         .find(|c| c["action"] == "RunInstances")
         .unwrap();
+    // Ordering, not speed: the launch follows the prices without anything in
+    // between (a generous bound keeps a loaded machine from failing this).
     let waited = launch["ts"].as_f64().unwrap() - prices_answered;
     assert!(
-        waited < 0.5,
-        "the launch went out right after the prices arrived ({waited:.3} s later)"
+        (-0.05..2.0).contains(&waited),
+        "the launch went out once the prices arrived ({waited:.3} s later)"
     );
 }
