@@ -526,11 +526,13 @@ async fn undo(
             c.launches_pending > 0,
         )
     });
-    if launch_pending || ids.is_empty() {
+    if launch_pending {
         // An instance created by a request whose answer we never saw is still
         // tagged with the label at creation: find it by tag. EC2's search is
-        // eventually consistent, so look a few times when a launch was in flight.
-        let tries = if launch_pending { 5 } else { 1 };
+        // eventually consistent, so look a few times. (Without a launch in
+        // flight there is nothing unseen, and a label a user reuses across
+        // runs must not lead us to another run's machine.)
+        let tries = 5;
         for attempt in 0..tries {
             if let Ok(found) =
                 instances::find_managed(client, Some(settings.instance.label.as_str())).await
