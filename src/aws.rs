@@ -32,13 +32,15 @@ impl AwsError {
     pub(crate) fn from_sdk<E, R>(action: &'static str, err: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let code = err.code().map(str::to_owned);
         let detail = match (err.code(), err.message()) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
             (Some(code), None) => code.to_owned(),
-            _ => describe_transport(err),
+            // A failure that never reached AWS (no credentials, no region,
+            // connection refused): the cause is several sources down.
+            _ => crate::error::chain(err),
         };
         let hint = hint_for(action, code.as_deref(), &detail);
         Self {
@@ -54,22 +56,6 @@ impl AwsError {
     pub(crate) fn is_capacity(&self) -> bool {
         self.code.as_deref().is_some_and(is_capacity_code)
     }
-}
-
-/// Walks the error's sources for the most telling description of a failure
-/// that never reached AWS (no credentials, no region, connection refused).
-fn describe_transport<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
-    }
-    text
 }
 
 /// Codes that mean "no capacity or price here, try elsewhere".

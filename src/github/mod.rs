@@ -271,7 +271,7 @@ async fn send(
         let response = result.map_err(|e| Attempt {
             error: GithubError::Transport {
                 action: action.to_owned(),
-                detail: transport_detail(&e),
+                detail: crate::error::chain(&e),
             },
             retry_after: None,
             transient: true,
@@ -359,16 +359,6 @@ fn hint_for(status: StatusCode, reply: &Reply) -> Option<String> {
         _ => return None,
     };
     Some(hint.to_owned())
-}
-
-fn transport_detail(err: &octocrab::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
-    }
-    text
 }
 
 /// Reads a response body to the end.

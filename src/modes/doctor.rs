@@ -59,7 +59,7 @@ impl Checklist {
 fn dry_run<E, R>(action: &str, result: Result<impl Sized, SdkError<E, R>>) -> Outcome
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let denied = |detail: &str| {
         Outcome::Fail(format!(

@@ -107,11 +107,7 @@ fn a_github_outage_fails_clearly_and_launches_nothing() {
     );
     let run = env.start_runner(&[]);
     assert_eq!(run.code, 1);
-    let error = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("::error::"))
-        .unwrap_or_default();
+    let error = run.error();
     assert!(
         error.contains("create a JIT runner config") && error.contains("503"),
         "{error}"

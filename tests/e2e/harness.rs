@@ -122,6 +122,14 @@ impl Run {
             .unwrap_or_else(|| panic!("no output {name}: {self:#?}"))
     }
 
+    /// The first `::error::` line, or "" when there is none.
+    pub fn error(&self) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| l.starts_with("::error::"))
+            .unwrap_or_default()
+    }
+
     /// The `::error::` line, when there is exactly one.
     pub fn single_error(&self) -> Option<&str> {
         let mut errors = self.stdout.lines().filter(|l| l.starts_with("::error::"));

@@ -260,11 +260,7 @@ fn a_runner_that_never_comes_online_times_out_and_is_cleaned_up() {
     let env = Env::start();
     let run = env.start_runner(&[("INPUT_WAIT_FOR", "online"), ("INPUT_TIMEOUT", "10s")]);
     assert_eq!(run.code, 1);
-    let error = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("::error::"))
-        .unwrap_or_default();
+    let error = run.error();
     assert!(
         error.contains("come online") && error.contains("system log"),
         "{error}"

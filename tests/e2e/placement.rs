@@ -135,11 +135,7 @@ fn when_all_spot_fails_on_demand_takes_over_or_spot_only_fails_clearly() {
     env.clear_calls();
     let run = env.start_runner(&[("INPUT_MARKET", "spot")]);
     assert_eq!(run.code, 1, "{}", run.all());
-    let error = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("::error::"))
-        .unwrap_or_default();
+    let error = run.error();
     assert!(
         error.contains("no capacity for any candidate (5 tried)"),
         "{error}"
