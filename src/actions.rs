@@ -25,19 +25,28 @@ pub(crate) fn init_logging(level: Option<&str>) {
                 .then(|| "debug".to_owned())
         })
         .unwrap_or_else(|| "info".to_owned());
-    // Our own crate logs at the chosen level; the SDKs stay at warn unless the
-    // user asks for trace, where everything is shown. At debug the AWS SDK's
-    // retry decisions (attempt, wait, reason) are shown too, since a throttled
-    // call is the first thing to look for in a slow start.
+    // Our own crate logs at the chosen level; the SDKs stay at warn. At debug
+    // the AWS SDK's retry decisions (attempt, wait, reason) are shown too,
+    // since a throttled call is the first thing to look for in a slow start.
+    // Even at trace, the HTTP layers stay at debug: at trace they print whole
+    // requests, and a RunInstances body carries the user data (with the JIT
+    // config) and the headers carry session tokens.
     let directive = if level.eq_ignore_ascii_case("trace") {
-        "trace".to_owned()
+        "trace,aws_smithy_runtime=debug,aws_smithy_runtime_api=debug,aws_smithy_http_client=debug,\
+         aws_sigv4=debug,aws_config=debug,hyper=info,hyper_util=info,h2=info,tower=info,\
+         octocrab=debug,rustls=info,reqwest=info"
+            .to_owned()
     } else if level.eq_ignore_ascii_case("debug") {
         "warn,ec2_spot_runner=debug,aws_smithy_runtime::client::retries=debug".to_owned()
     } else {
         format!("warn,ec2_spot_runner={level}")
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&directive)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| {
+        eprintln!(
+            "warning: input `log-level`: unknown level `{level}`; using info. Choose error, warn, info, debug or trace"
+        );
+        tracing_subscriber::EnvFilter::new("warn,ec2_spot_runner=info")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

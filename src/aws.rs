@@ -88,6 +88,7 @@ fn hint_for(action: &str, code: Option<&str>, detail: &str) -> Option<String> {
         Some("VPCIdNotSpecified" | "MissingInput") => "This region has no default VPC; give `subnet-ids`".to_owned(),
         Some("InvalidParameterValue" | "InvalidParameterCombination") => "Check the instance inputs (instance-types, volume-size, root-device-name) against what the image and region support".to_owned(),
         Some("IdempotentParameterMismatch") => "A launch with the same client token but different settings exists; use a new `label`".to_owned(),
+        Some("VcpuLimitExceeded" | "InstanceLimitExceeded" | "MaxSpotInstanceCountExceeded") => "An account quota is reached; request a higher \"Running On-Demand\" or \"All Standard Spot Instance Requests\" vCPU quota in Service Quotas, or list smaller instance-types".to_owned(),
         Some(code) if is_capacity_code(code) => "No capacity for this type and zone right now; list more instance-types or allow on-demand with `market: spot-then-on-demand`".to_owned(),
         Some("RequestLimitExceeded") => "EC2 kept throttling the calls; try again later or raise the account's API rate".to_owned(),
         None if detail.contains("region") => "No AWS region is configured; set `aws-region`, or AWS_REGION (aws-actions/configure-aws-credentials does)".to_owned(),

@@ -39,7 +39,7 @@ pub(crate) enum Command {
 }
 
 /// How to reach and authenticate to GitHub.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Args, Clone, Default)]
 pub(crate) struct GithubArgs {
     /// A token: fine-grained or classic personal access token, or an installation token.
     #[arg(
@@ -72,6 +72,27 @@ pub(crate) struct GithubArgs {
     /// GitHub REST API base URL (default: GITHUB_API_URL, else https://api.github.com).
     #[arg(long, env = "GITHUB_API_URL")]
     pub(crate) github_api_url: Option<String>,
+}
+
+impl std::fmt::Debug for GithubArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("GithubArgs")
+            .field("github_token", &hidden(&self.github_token))
+            .field("github_app_id", &self.github_app_id)
+            .field(
+                "github_app_private_key",
+                &hidden(&self.github_app_private_key),
+            )
+            .field(
+                "github_app_installation_id",
+                &self.github_app_installation_id,
+            )
+            .field("repository", &self.repository)
+            .field("organization", &self.organization)
+            .field("github_api_url", &self.github_api_url)
+            .finish()
+    }
 }
 
 /// Which AWS region to use, when the standard chain should be overridden.
@@ -210,7 +231,7 @@ pub(crate) struct CleanupArgs {
     /// Runner names starting with this (and ending in -N) are the tool's (default `ec2-`).
     #[arg(long, env = "INPUT_RUNNER_PREFIX")]
     pub(crate) runner_prefix: Option<String>,
-    /// Pause before deleting runners without a machine, so a start in progress keeps its runner (default 10s).
+    /// Pause before deleting runners without a machine, so a start in progress keeps its runner (default 60s).
     #[arg(long, env = "INPUT_SETTLE", hide = true)]
     pub(crate) settle: Option<String>,
 }

@@ -33,8 +33,10 @@ pub(crate) enum Error {
         /// Where to look.
         hint: String,
     },
-    /// The job was cancelled (SIGINT/SIGTERM); what had been launched was undone.
-    #[error("cancelled by {signal}; the launched instance and runner were removed")]
+    /// The job was cancelled (SIGINT/SIGTERM); the undo logs what it removed.
+    #[error(
+        "cancelled by {signal}; the log above lists what was removed (run the cleanup mode if anything could not be)"
+    )]
     Cancelled {
         /// The signal's name.
         signal: &'static str,

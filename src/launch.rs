@@ -73,8 +73,10 @@ pub(crate) struct LaunchSpec<'a> {
     pub(crate) tags: Vec<TagSpecification>,
     /// Base64 user-data.
     pub(crate) user_data: String,
-    /// Unique per runner (label and runner name): seeds the client tokens.
+    /// Unique per runner (label, runner name, run): seeds the client tokens.
     pub(crate) token_seed: String,
+    /// The spot price cap, also sent to EC2 so the instance is never billed above it.
+    pub(crate) max_spot_price: Option<f64>,
 }
 
 impl std::fmt::Debug for LaunchSpec<'_> {
@@ -178,6 +180,7 @@ pub(crate) async fn run_instance(
                     SpotMarketOptions::builder()
                         .spot_instance_type(SpotInstanceType::OneTime)
                         .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                        .set_max_price(spec.max_spot_price.map(|p| format!("{p}")))
                         .build(),
                 )
                 .build(),
@@ -212,14 +215,27 @@ pub(crate) struct Failure {
 /// Tries the candidates in order. Capacity errors move on to the next one;
 /// anything else (a bad AMI, a denied permission) stops at once, since every
 /// other candidate would fail the same way.
+///
+/// `stop` is asked before each candidate: after a cancellation the walk ends
+/// rather than launching anything new.
 pub(crate) async fn launch_first(
     client: &Client,
     spec: &LaunchSpec<'_>,
     candidates: &[Candidate],
+    stop: impl Fn() -> bool,
 ) -> Result<(String, Candidate, Vec<Failure>), (AwsError, Vec<Failure>)> {
     let mut failures = Vec::new();
     let mut last = None;
     for candidate in candidates {
+        if stop() {
+            let err = AwsError {
+                action: "RunInstances",
+                code: None,
+                detail: "not tried: the start was cancelled".to_owned(),
+                hint: None,
+            };
+            return Err((err, failures));
+        }
         tracing::info!(
             instance_type = %candidate.instance_type,
             zone = candidate.zone.as_deref().unwrap_or("any"),

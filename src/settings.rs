@@ -247,6 +247,9 @@ pub(crate) struct Tag {
     pub(crate) value: String,
 }
 
+/// EC2's 50 tags per resource, less the tool's own (at most 11).
+const MAX_USER_TAGS: usize = 39;
+
 /// Parses `key=value` pairs, one per line or separated by commas.
 pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput> {
     let mut tags: Vec<Tag> = Vec::new();
@@ -303,6 +306,16 @@ pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput>
             key: key.to_owned(),
             value: value.to_owned(),
         });
+    }
+    if tags.len() > MAX_USER_TAGS {
+        return Err(InvalidInput::new(
+            "tags",
+            None,
+            format!(
+                "{} tags given; EC2 allows 50 per resource and the tool sets up to 11, so give at most {MAX_USER_TAGS}",
+                tags.len()
+            ),
+        ));
     }
     Ok(tags)
 }
@@ -474,6 +487,14 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
+    /// The value of the scope tag on the instances of this scope.
+    pub(crate) fn tag(&self) -> String {
+        match self {
+            Scope::Repository(repo) => repo.to_string(),
+            Scope::Organization(org) => format!("org:{org}"),
+        }
+    }
+
     /// The API path prefix of the runner endpoints for this scope.
     pub(crate) fn runners_path(&self) -> String {
         match self {
@@ -1230,9 +1251,9 @@ impl CleanupSettings {
             settle: parse_duration(
                 "settle",
                 &args.settle,
-                Duration::from_secs(10),
+                Duration::from_secs(60),
                 Duration::ZERO,
-                Duration::from_secs(120),
+                Duration::from_secs(600),
             )?,
             runner_prefix,
             github: GithubSettings::from_args(&args.github)?,

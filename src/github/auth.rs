@@ -8,7 +8,7 @@ use http::Method;
 use octocrab::jsonwebtoken::{Algorithm, Header, encode};
 use secrecy::SecretString;
 
-use super::{GithubError, Repeat, send, transport};
+use super::{GithubError, send, transport};
 use crate::settings::{AppIdentifier, AppKey, GithubAuth, GithubSettings, Scope};
 
 /// The `iss` claim: GitHub takes the numeric App id or the client id.
@@ -101,16 +101,7 @@ pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, 
                     ),
                 ),
             };
-            let reply = send(
-                &crab,
-                &settings.api_url,
-                Method::GET,
-                &path,
-                None,
-                Repeat::Safe,
-                &action,
-            )
-            .await?;
+            let reply = send(&crab, &settings.api_url, Method::GET, &path, None, &action).await?;
             reply.json::<Installation>(&action)?.id
         }
     };
@@ -128,8 +119,6 @@ pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, 
         Method::POST,
         &format!("/app/installations/{installation_id}/access_tokens"),
         Some(&body),
-        // Every call mints an independent token; a repeat costs nothing.
-        Repeat::Safe,
         &action,
     )
     .await?;

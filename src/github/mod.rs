@@ -105,16 +105,6 @@ impl Reply {
     }
 }
 
-/// A promise, made at each call site, that sending the request again after
-/// an unknown outcome cannot act twice: GET and DELETE by nature, the token
-/// POST because each call mints an independent token, the JIT POST because
-/// the runner name is unique (a repeat meets 409, which is handled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Repeat {
-    /// Safe to repeat.
-    Safe,
-}
-
 /// What went wrong with one attempt, and whether to try again.
 struct Attempt {
     error: GithubError,
@@ -165,7 +155,7 @@ fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, Githu
             http::header::ACCEPT,
             "application/vnd.github+json".to_owned(),
         )
-        // Retries are ours (below): they know which POSTs may be repeated and
+        // Retries are ours (below): they know that every request may be repeated and
         // honour the rate-limit headers within the step's own deadline.
         .add_retry_config(RetryConfig::None)
         .set_connect_timeout(Some(Duration::from_secs(10)))
@@ -194,24 +184,18 @@ impl Github {
     }
 
     /// Sends a request, retrying transient failures with jittered backoff.
+    /// Every request the tool sends may be repeated without acting twice: GET
+    /// and DELETE by nature, the token POST because each call mints an
+    /// independent token, the JIT POST because the runner name is unique (a
+    /// repeat meets 409, which `create_jit_runner` handles).
     pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
-        repeat: Repeat,
         action: &str,
     ) -> Result<Reply, GithubError> {
-        let reply = send(
-            &self.crab,
-            &self.api_url,
-            method,
-            path,
-            body,
-            repeat,
-            action,
-        )
-        .await?;
+        let reply = send(&self.crab, &self.api_url, method, path, body, action).await?;
         if let Some(remaining) = reply
             .headers
             .get("x-ratelimit-remaining")
@@ -257,7 +241,6 @@ async fn send(
     method: Method,
     path: &str,
     body: Option<&serde_json::Value>,
-    repeat: Repeat,
     action: &str,
 ) -> Result<Reply, GithubError> {
     let uri = format!("{api_url}{path}");
@@ -304,7 +287,7 @@ async fn send(
     };
     once.retry(backoff())
         .sleep(tokio::time::sleep)
-        .when(|a: &Attempt| a.transient && repeat == Repeat::Safe)
+        .when(|a: &Attempt| a.transient)
         .adjust(|a: &Attempt, delay| match a.retry_after {
             Some(wait) if wait > MAX_RETRY_AFTER => None,
             Some(wait) => Some(wait),

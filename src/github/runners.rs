@@ -5,7 +5,7 @@
 use http::Method;
 use secrecy::SecretString;
 
-use super::{Github, GithubError, Repeat};
+use super::{Github, GithubError};
 
 /// A runner as GitHub lists it.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -75,10 +75,7 @@ impl Github {
         );
         let mut recovered = false;
         loop {
-            match self
-                .send(Method::POST, &path, Some(&body), Repeat::Safe, &action)
-                .await
-            {
+            match self.send(Method::POST, &path, Some(&body), &action).await {
                 Ok(reply) => {
                     let jit: JitReply = reply.json(&action)?;
                     crate::actions::mask(&jit.encoded_jit_config);
@@ -136,9 +133,7 @@ impl Github {
         loop {
             let sep = if query.is_empty() { "" } else { "&" };
             let path = format!("{base}?{query}{sep}per_page=100&page={page}");
-            let reply = self
-                .send(Method::GET, &path, None, Repeat::Safe, &action)
-                .await?;
+            let reply = self.send(Method::GET, &path, None, &action).await?;
             let has_next = reply
                 .headers
                 .get_all(http::header::LINK)
@@ -160,10 +155,7 @@ impl Github {
     pub(crate) async fn delete_runner(&self, id: u64, name: &str) -> Result<(), GithubError> {
         let path = format!("{}/{id}", self.scope().runners_path());
         let action = format!("delete runner {name} (id {id}) from {}", self.scope());
-        match self
-            .send(Method::DELETE, &path, None, Repeat::Safe, &action)
-            .await
-        {
+        match self.send(Method::DELETE, &path, None, &action).await {
             Ok(_) => Ok(()),
             Err(err) if err.status() == Some(404) => Ok(()),
             Err(err) => Err(err),

@@ -14,8 +14,11 @@ use crate::cli::CleanupArgs;
 use crate::error::Error;
 use crate::github::{self, runners::Runner};
 use crate::instances;
-use crate::settings::{CleanupSettings, Scope};
+use crate::settings::CleanupSettings;
 use crate::tags;
+
+/// The longest max-lifetime the tool accepts (7 days); larger tag values are clamped.
+const MAX_LIFETIME_CAP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What GitHub says about an instance's runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +74,7 @@ pub(crate) fn decide(
 ) -> Decision {
     let human =
         |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
-    if age > max_lifetime + limits.grace {
+    if age > max_lifetime.saturating_add(limits.grace) {
         return Decision::Terminate(format!(
             "older than its max lifetime of {} plus the grace period",
             human(max_lifetime)
@@ -117,13 +120,23 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
         instances::find_managed(&client, None),
         github::connect(&settings.github)
     );
-    let github = github?;
-    let runners = github.list_runners().await?;
     let found = found?;
-    let scope_tag = match github.scope() {
-        Scope::Repository(repo) => repo.to_string(),
-        Scope::Organization(org) => format!("org:{org}"),
+    // Without GitHub, cleanup still reaps what is past its max lifetime (a
+    // rule that needs no runner state), then fails so the broken credential
+    // is noticed.
+    let (github, runners, github_error) = match github {
+        Ok(gh) => match gh.list_runners().await {
+            Ok(runners) => (Some(gh), runners, None),
+            Err(err) => (None, Vec::new(), Some(err)),
+        },
+        Err(err) => (None, Vec::new(), Some(err)),
     };
+    if let Some(err) = &github_error {
+        actions::warning(&format!(
+            "GitHub is not available ({err}); only instances past their max lifetime are reaped this time"
+        ));
+    }
+    let scope_tag = settings.github.scope.tag();
     let by_name: HashMap<&str, &Runner> = runners.iter().map(|r| (r.name.as_str(), r)).collect();
     let now = chrono::Utc::now();
     let limits = Limits {
@@ -139,10 +152,14 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
         let age = age_of(instance, now);
         let max_lifetime = tags::value(instance.tags(), tags::MAX_LIFETIME)
             .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_secs)
+            // A tag anyone with ec2:CreateTags can write: clamp it to the
+            // longest lifetime the tool itself would set.
+            .map(|secs| Duration::from_secs(secs.min(MAX_LIFETIME_CAP.as_secs())))
             .unwrap_or(settings.default_max_lifetime);
         let runner_name = tags::value(instance.tags(), tags::RUNNER_NAME).unwrap_or_default();
-        let runner = if tags::value(instance.tags(), tags::SCOPE) != Some(scope_tag.as_str()) {
+        let runner = if github.is_none()
+            || tags::value(instance.tags(), tags::SCOPE) != Some(scope_tag.as_str())
+        {
             RunnerState::Unknown
         } else {
             match by_name.get(runner_name) {
@@ -236,7 +253,9 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
     if !settings.dry_run {
         instances::terminate(&client, &doomed).await?;
         for runner in &orphans {
-            github.delete_runner(runner.id, &runner.name).await?;
+            if let Some(github) = &github {
+                github.delete_runner(runner.id, &runner.name).await?;
+            }
         }
     }
     let mut summary = format!(
@@ -258,7 +277,10 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
     }
     println!("{summary}");
     actions::summary(&summary)?;
-    Ok(())
+    match github_error {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
+    }
 }
 
 /// Whether a runner name has the shape the tool gives: `<prefix>…-<n>`.

@@ -20,7 +20,7 @@ use crate::instances::{self, Wait};
 use crate::launch::{self, LaunchSpec};
 use crate::modes::user_data;
 use crate::placement::{self, Candidate, RankInput, SpotPrice};
-use crate::settings::{MarketPolicy, Scope, StartSettings, WaitFor};
+use crate::settings::{MarketPolicy, StartSettings, WaitFor};
 use crate::summary;
 use crate::tags::LaunchTags;
 
@@ -69,16 +69,18 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     let github_slot: Arc<tokio::sync::OnceCell<Github>> = Arc::default();
 
     let cancel = Cancel::listen();
-    let outcome = start(&settings, &client, &created, &github_slot, began, &cancel).await;
-    match outcome {
-        Ok((started, prices)) => {
+    let outcome = start(&settings, &client, &created, &github_slot, began, &cancel)
+        .await
+        .and_then(|(started, prices)| {
             let region = client
                 .config()
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_default();
             finish(&settings, &outputs, &started, &prices, &region, began)
-        }
+        });
+    match outcome {
+        Ok(()) => Ok(()),
         Err(err) => {
             let undo_began = Instant::now();
             undo(&settings, &client, &created, github_slot.get()).await;
@@ -210,7 +212,17 @@ async fn start(
             .map(|jits| (github, jits))
     };
     let (minted, prices) = cancel
-        .guard(async { Ok(tokio::join!(mint, prices)) })
+        .guard(async {
+            tokio::time::timeout_at(deadline.into(), async { tokio::join!(mint, prices) })
+                .await
+                .map_err(|_| Error::Timeout {
+                    what:
+                        "authenticating to GitHub, minting the JIT configs and reading spot prices"
+                            .into(),
+                    timeout: humantime::format_duration(settings.timeout).to_string(),
+                    hint: "the log above for retried GitHub or EC2 calls".into(),
+                })
+        })
         .await?;
     let (github, jits) = minted?;
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
@@ -235,10 +247,7 @@ async fn start(
     );
     tracing::debug!(candidates = candidates.len(), "ranked launch candidates");
 
-    let scope = match github.scope() {
-        Scope::Repository(repo) => repo.to_string(),
-        Scope::Organization(org) => format!("org:{org}"),
-    };
+    let scope = github.scope().tag();
     // All machines of a `count` launch go out together.
     let results = join_all(
         jits.iter()
@@ -253,6 +262,11 @@ async fn start(
             Err(err @ Error::Cancelled { .. }) => return Err(err),
             Err(err) if settings.allow_partial => {
                 actions::warning(&format!("runner {} did not start: {err}", jit.name));
+                // Its JIT runner would never come online: remove it now.
+                if let Err(e) = github.delete_runner(jit.id, &jit.name).await {
+                    actions::warning(&format!("could not delete runner {}: {e}", jit.name));
+                }
+                with(created, |c| c.runners.retain(|(id, _)| *id != jit.id));
                 failures.push(err);
             }
             Err(err) => return Err(err),
@@ -266,6 +280,11 @@ async fn start(
     }
 
     if settings.wait_for == WaitFor::None {
+        if settings.boot_boost {
+            actions::warning(
+                "with wait-for: none the boot boost is never dropped (about $0.03 an hour more for the root volume); use wait-for: running or boot-boost: false",
+            );
+        }
         return Ok((started, prices));
     }
     let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
@@ -377,11 +396,12 @@ async fn drop_boot_boost(
     root_device: &str,
 ) {
     for instance in described {
-        let root = instance.root_device_name().unwrap_or(root_device);
+        // The volume we boosted is the one mapped at our root device name
+        // (which is an extra volume when the image's root is elsewhere).
         let volume = instance
             .block_device_mappings()
             .iter()
-            .find(|m| m.device_name() == Some(root) || m.device_name() == Some(root_device))
+            .find(|m| m.device_name() == Some(root_device))
             .and_then(|m| m.ebs())
             .and_then(|e| e.volume_id());
         let Some(volume) = volume else { continue };
@@ -461,16 +481,21 @@ async fn launch_runner(
         volume_initialization_rate: instance.volume_initialization_rate,
         tags: tags.specifications(),
         user_data: launch::encode_user_data(&script).map_err(Error::Failed)?,
+        // The run id and job make a reused fixed label safe: another run
+        // never gets this run's tokens (and so never its instances).
         token_seed: format!(
-            "{}/{runner_name}/{}",
+            "{}/{runner_name}/{}/{}/{}",
             instance.label,
-            settings.run.run_attempt.as_deref().unwrap_or("1")
+            settings.run.run_id.as_deref().unwrap_or("-"),
+            settings.run.run_attempt.as_deref().unwrap_or("1"),
+            settings.run.job.as_deref().unwrap_or("-"),
         ),
+        max_spot_price: settings.max_spot_price,
     };
     cancel.check()?;
     with(created, |c| c.launches_pending += 1);
     // Not abandoned on a signal: see `Cancel`.
-    let result = launch::launch_first(client, &spec, candidates).await;
+    let result = launch::launch_first(client, &spec, candidates, || cancel.check().is_err()).await;
     match result {
         Ok((id, candidate, _failures)) => {
             with(created, |c| {
@@ -487,13 +512,33 @@ async fn launch_runner(
             })
         }
         Err((err, failures)) => {
-            with(created, |c| c.launches_pending -= 1);
+            // Without an answer from EC2 (a transport failure after the SDK's
+            // retries) the request may still have created the instance: leave
+            // it counted as in flight, so the undo looks for it by tag.
+            if err.code.is_some() {
+                with(created, |c| c.launches_pending -= 1);
+            }
             Err(launch_error(err, &failures))
         }
     }
 }
 
 fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {
+    if !err.is_capacity() {
+        // The walk stopped on something else (a denied on-demand fallback,
+        // throttling, no answer): that is the error to show.
+        if failures.is_empty() {
+            return err.into();
+        }
+        let tried: Vec<String> = failures
+            .iter()
+            .map(|f| launch::describe(&f.candidate))
+            .collect();
+        return Error::Failed(format!(
+            "{err} (after no capacity for: {})",
+            tried.join(", ")
+        ));
+    }
     if failures.len() <= 1 {
         return err.into();
     }
@@ -538,7 +583,13 @@ async fn undo(
                 instances::find_managed(client, Some(settings.instance.label.as_str())).await
             {
                 let before = ids.len();
-                for id in found.iter().filter_map(|i| i.instance_id()) {
+                // Only machines of this start's runners: a label can be shared.
+                let ours = found.iter().filter(|i| {
+                    crate::tags::value(i.tags(), crate::tags::RUNNER_NAME).is_some_and(|n| {
+                        runners.iter().any(|(_, r)| r == n) || pending_names.iter().any(|p| p == n)
+                    })
+                });
+                for id in ours.filter_map(|i| i.instance_id()) {
                     if !ids.iter().any(|k| k == id) {
                         ids.push(id.to_owned());
                     }

@@ -53,6 +53,7 @@ pub(crate) fn run(args: UserDataArgs) -> Result<(), Error> {
         })?,
         None => "JIT-CONFIG-PLACEHOLDER".to_owned(),
     };
+    crate::actions::mask(&jit);
     print!("{}", render_for(&instance, &runner_name, &jit));
     Ok(())
 }

@@ -289,3 +289,41 @@ fn start_succeeds_when_modify_volume_is_denied() {
     );
     assert_eq!(env.live_instances().len(), 1);
 }
+
+#[test]
+fn cleanup_without_github_still_reaps_machines_past_their_lifetime_and_fails() {
+    let env = Env::start();
+    let expired = managed(&env, "ec2-9-1-a-iiiiii-1", 7 * 60);
+    let young = managed(&env, "ec2-9-1-a-jjjjjj-1", 30);
+    env.github_faults(
+        json!([{"method": "GET", "path": "/installation$", "status": 404,
+                              "body": {"message": "Not Found"}}]),
+    );
+    let mut cmd = env.command(&["cleanup"]);
+    for (k, v) in env.app_env() {
+        cmd.env(k, v);
+    }
+    cmd.env("INPUT_SETTLE", "0s");
+    let run = env.finish(cmd);
+    assert_eq!(
+        run.code,
+        1,
+        "the broken GitHub access is reported: {}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains("::warning::GitHub is not available"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        env.state_of(&expired),
+        "terminated",
+        "past max lifetime needs no GitHub"
+    );
+    assert_eq!(
+        env.state_of(&young),
+        "running",
+        "without runner state, nothing else is touched"
+    );
+}

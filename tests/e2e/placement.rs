@@ -58,6 +58,17 @@ fn the_cheapest_zone_is_chosen_and_the_summary_shows_the_price() {
     assert_eq!(run.output("instance-type"), "c7i.large");
     assert_eq!(run.output("market"), "spot");
     assert_eq!(run.output("price-per-hour"), "0.0310");
+    let launch = env
+        .ec2_calls()
+        .into_iter()
+        .find(|c| c["action"] == "RunInstances")
+        .unwrap();
+    assert!(
+        launch["params"]
+            .get("InstanceMarketOptions.SpotOptions.MaxPrice")
+            .is_none(),
+        "no cap unless max-spot-price is given"
+    );
     assert_eq!(
         attempts(&env),
         [("c7i.large".into(), "us-east-1b".into(), "spot".into())]
@@ -419,5 +430,37 @@ fn github_work_runs_while_the_price_lookup_is_slow() {
     assert!(
         (-0.05..2.0).contains(&waited),
         "the launch went out once the prices arrived ({waited:.3} s later)"
+    );
+}
+
+#[test]
+fn max_spot_price_excludes_dearer_candidates_and_caps_the_bill() {
+    let env = Env::start();
+    prices(&env);
+    env.faults(json!([capacity(
+        "c7i.large",
+        Some("us-east-1b"),
+        Some("spot"),
+        "InsufficientInstanceCapacity"
+    )]));
+    let run = env.start_runner(&[("INPUT_MAX_SPOT_PRICE", "0.04"), ("INPUT_MARKET", "spot")]);
+    run.assert_ok();
+    let tried = attempts(&env);
+    assert_eq!(
+        tried,
+        [
+            ("c7i.large".into(), "us-east-1b".into(), "spot".into()),
+            ("c6i.large".into(), "us-east-1a".into(), "spot".into()),
+        ],
+        "only the candidates at or under $0.04"
+    );
+    let launch = env
+        .ec2_calls()
+        .into_iter()
+        .rfind(|c| c["action"] == "RunInstances")
+        .unwrap();
+    assert_eq!(
+        launch["params"]["InstanceMarketOptions.SpotOptions.MaxPrice"],
+        "0.04"
     );
 }

@@ -6,6 +6,9 @@ use serde_json::json;
 
 use crate::harness::{AMI, Env, PAT, Run, app_keys};
 
+/// Stands for the session token of OIDC credentials.
+const SESSION_TOKEN: &str = "FQoGZXIvYXdzSessionTokenThatMustNeverBeLogged0001";
+
 /// Every line of every output that is not a mask command.
 fn visible(runs: &[Run]) -> String {
     let mut text = String::new();
@@ -27,7 +30,11 @@ fn visible(runs: &[Run]) -> String {
 #[test]
 fn no_secret_reaches_a_log_an_output_or_the_summary() {
     let env = Env::start();
-    let trace = [("INPUT_LOG_LEVEL", "trace")];
+    // A session token, as OIDC credentials carry: the SDK sends it in a header.
+    let trace = [
+        ("INPUT_LOG_LEVEL", "trace"),
+        ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+    ];
     let mut runs = Vec::new();
 
     // Success with App auth, then stop and cleanup.
@@ -42,6 +49,7 @@ fn no_secret_reaches_a_log_an_output_or_the_summary() {
     }
     cleanup
         .env("INPUT_LOG_LEVEL", "trace")
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
         .env("INPUT_SETTLE", "0s");
     runs.push(env.finish(cleanup));
 
@@ -66,7 +74,8 @@ fn no_secret_reaches_a_log_an_output_or_the_summary() {
         cmd.env("INPUT_GITHUB_TOKEN", PAT)
             .env("INPUT_IMAGE_ID", AMI)
             .env("INPUT_INSTANCE_TYPES", "c7i.large")
-            .env("INPUT_LOG_LEVEL", "trace");
+            .env("INPUT_LOG_LEVEL", "trace")
+            .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
         runs.push(env.finish(cmd));
     }
 
@@ -77,7 +86,8 @@ fn no_secret_reaches_a_log_an_output_or_the_summary() {
         .env("INPUT_GITHUB_APP_PRIVATE_KEY", &broken_key)
         .env("INPUT_IMAGE_ID", AMI)
         .env("INPUT_INSTANCE_TYPES", "c7i.large")
-        .env("INPUT_LOG_LEVEL", "trace");
+        .env("INPUT_LOG_LEVEL", "trace")
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
     let bad = env.finish(cmd);
     assert_eq!(bad.code, 2, "{}", bad.all());
     runs.push(bad);
@@ -119,6 +129,15 @@ fn no_secret_reaches_a_log_an_output_or_the_summary() {
         "installation tokens and JIT configs were issued: {issued:?}"
     );
     secrets.extend(issued);
+    secrets.push(SESSION_TOKEN.to_owned());
+    // The user data as sent: base64 of the gzipped script, which holds the
+    // JIT config in a reversible form.
+    secrets.extend(
+        env.ec2_calls()
+            .iter()
+            .filter_map(|c| c["params"]["UserData"].as_str())
+            .map(|u| u[..64.min(u.len())].to_owned()),
+    );
 
     let text = visible(&runs);
     assert!(
