@@ -175,22 +175,17 @@ pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate
                     spot_price: Some(p.price),
                 });
             }
-            // A type with no published price in any allowed zone is still worth
-            // a try (EC2 picks the zone), unless a price cap is set, which we
-            // could not check.
+            // A type with no published price in any allowed zone (or no price
+            // lookup at all) is still worth a try, in each allowed zone or
+            // where EC2 picks, unless a price cap is set, which we could not
+            // check.
             if input.max_spot_price.is_none() {
                 for t in input.types {
                     let has_price = prices
                         .iter()
                         .any(|p| &p.instance_type == t && zone_allowed(&p.zone));
-                    if !has_price && input.zones.is_empty() {
-                        candidates.push(Candidate {
-                            instance_type: t.clone(),
-                            zone: None,
-                            subnet: None,
-                            market: Market::Spot,
-                            spot_price: None,
-                        });
+                    if !has_price {
+                        candidates.extend(unpriced(t, input.zones, Market::Spot));
                     }
                 }
             }
@@ -202,19 +197,30 @@ pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate
     if input.policy != MarketPolicy::Spot {
         if input.subnets.is_empty() {
             for t in input.types {
-                candidates.push(Candidate {
-                    instance_type: t.clone(),
-                    zone: None,
-                    subnet: None,
-                    market: Market::OnDemand,
-                    spot_price: None,
-                });
+                candidates.extend(unpriced(t, input.zones, Market::OnDemand));
             }
         } else {
             candidates.extend(subnet_candidates(input, prices, Market::OnDemand));
         }
     }
     candidates
+}
+
+/// Candidates without a price: one per allowed zone, or one where EC2 picks
+/// the zone when the user allowed them all.
+fn unpriced(instance_type: &InstanceType, zones: &[String], market: Market) -> Vec<Candidate> {
+    let candidate = |zone: Option<String>| Candidate {
+        instance_type: instance_type.clone(),
+        zone,
+        subnet: None,
+        market,
+        spot_price: None,
+    };
+    if zones.is_empty() {
+        vec![candidate(None)]
+    } else {
+        zones.iter().map(|z| candidate(Some(z.clone()))).collect()
+    }
 }
 
 /// Candidates when subnets are pinned: every (type, subnet) pair. With known
@@ -392,7 +398,14 @@ mod tests {
             ["spot c7i.large us-east-1a -"]
         );
         input.policy = MarketPolicy::OnDemand;
-        assert_eq!(summary(&rank(&input, &prices)), ["on-demand c7i.large - -"]);
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            ["on-demand c7i.large us-east-1a -"],
+            "on-demand keeps to the allowed zones too"
+        );
+        // Without prices (the lookup failed) a zone restriction still gives candidates.
+        input.policy = MarketPolicy::Spot;
+        assert_eq!(summary(&rank(&input, &[])), ["spot c7i.large us-east-1a -"]);
     }
 
     #[test]

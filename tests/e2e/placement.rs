@@ -93,16 +93,21 @@ fn the_cheapest_zone_is_chosen_and_the_summary_shows_the_price() {
     }
 }
 
-#[test]
-fn a_capacity_error_moves_to_the_next_candidate() {
-    let env = Env::start();
-    prices(&env);
+/// Spot c7i.large in us-east-1b, the cheapest candidate of `prices`, has no capacity.
+fn no_capacity_in_the_cheapest_place(env: &Env) {
     env.faults(json!([capacity(
         "c7i.large",
         Some("us-east-1b"),
         Some("spot"),
         "InsufficientInstanceCapacity"
     )]));
+}
+
+#[test]
+fn a_capacity_error_moves_to_the_next_candidate() {
+    let env = Env::start();
+    prices(&env);
+    no_capacity_in_the_cheapest_place(&env);
     let run = env.start_runner(&[]);
     run.assert_ok();
     assert_eq!(
@@ -437,12 +442,7 @@ fn github_work_runs_while_the_price_lookup_is_slow() {
 fn max_spot_price_excludes_dearer_candidates_and_caps_the_bill() {
     let env = Env::start();
     prices(&env);
-    env.faults(json!([capacity(
-        "c7i.large",
-        Some("us-east-1b"),
-        Some("spot"),
-        "InsufficientInstanceCapacity"
-    )]));
+    no_capacity_in_the_cheapest_place(&env);
     let run = env.start_runner(&[("INPUT_MAX_SPOT_PRICE", "0.04"), ("INPUT_MARKET", "spot")]);
     run.assert_ok();
     let tried = attempts(&env);
