@@ -274,12 +274,24 @@ async fn send(
             return Ok(reply);
         }
         let (transient, retry_after) = classify(status, &reply.headers);
+        let hint = match retry_after {
+            // Too long to wait inside a job: say when it will work again.
+            Some(wait) if wait > MAX_RETRY_AFTER => {
+                let at = chrono::Utc::now() + chrono::Duration::seconds(wait.as_secs() as i64);
+                Some(format!(
+                    "GitHub asks to wait {} s, until {} UTC, before the next request; re-run the job after that, or use a GitHub App (its rate limit is higher)",
+                    wait.as_secs(),
+                    at.format("%H:%M:%S")
+                ))
+            }
+            _ => hint_for(status, &reply),
+        };
         Err(Attempt {
             error: GithubError::Http {
                 action: action.to_owned(),
                 status: status.as_u16(),
                 message: reply.message(),
-                hint: hint_for(status, &reply),
+                hint,
             },
             retry_after,
             transient,

@@ -53,6 +53,7 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
         }
     }
     let mut deleted = Vec::new();
+    let mut failed = Vec::new();
     for runner in runners.iter().filter(|r| names.contains(&r.name)) {
         match github.delete_runner(runner.id, &runner.name).await {
             Ok(()) => deleted.push(runner.name.clone()),
@@ -63,7 +64,8 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
                 "runner {} is still running a job, so GitHub kept it; its machine is terminated and the cleanup mode removes it once it is offline",
                 runner.name
             )),
-            Err(err) => return Err(err.into()),
+            // Keep going: one runner GitHub refuses must not keep the others.
+            Err(err) => failed.push(err.to_string()),
         }
     }
     if !deleted.is_empty() {
@@ -79,5 +81,13 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
         },
         deleted.len()
     ))?;
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "the instances were terminated, but {} runner(s) could not be deleted: {}. The cleanup mode retries them",
+            failed.len(),
+            failed.join("; ")
+        )))
+    }
 }

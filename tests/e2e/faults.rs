@@ -114,3 +114,46 @@ fn a_github_outage_fails_clearly_and_launches_nothing() {
     );
     assert!(env.instances().is_empty(), "nothing launched");
 }
+
+#[test]
+fn a_rate_limit_longer_than_a_job_should_wait_fails_with_the_reset_time() {
+    let env = Env::start();
+    env.github_faults(
+        json!([{"method": "POST", "path": "access_tokens$", "status": 429,
+                              "headers": {"Retry-After": "3600"},
+                              "body": {"message": "API rate limit exceeded"}}]),
+    );
+    let began = Instant::now();
+    let run = env.start_runner(&[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        began.elapsed().as_secs() < 30,
+        "it did not sit out the hour"
+    );
+    assert!(
+        run.error().contains("GitHub asks to wait 3600 s, until"),
+        "{}",
+        run.error()
+    );
+    assert!(env.instances().is_empty());
+}
+
+#[test]
+fn stop_terminates_everything_even_when_github_refuses_a_runner_deletion() {
+    let env = Env::start();
+    let run = env.start_runner(&[("INPUT_COUNT", "2")]);
+    run.assert_ok();
+    env.github_faults(
+        json!([{"method": "DELETE", "path": "/actions/runners/1$", "status": 403,
+                              "body": {"message": "Must have admin rights to Repository."}}]),
+    );
+    let stop = env.stop_runner(run.output("label"), &[]);
+    assert_eq!(stop.code, 1, "{}", stop.all());
+    assert!(
+        stop.error().contains("1 runner(s) could not be deleted"),
+        "{}",
+        stop.error()
+    );
+    assert!(env.live_instances().is_empty(), "both machines terminated");
+    assert_eq!(env.runners().len(), 1, "the other runner was still deleted");
+}
