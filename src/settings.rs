@@ -155,9 +155,20 @@ impl fmt::Display for InstanceType {
     }
 }
 
-/// The longest label we accept: runner names are the label plus `-NN`, and
-/// GitHub limits runner names to 64 characters.
-const MAX_LABEL_LEN: usize = 60;
+/// The longest label we accept: runner names are the label plus a random
+/// `-xxxxxx` (for a label the user chose) and `-NN`, and GitHub limits runner
+/// names to 64 characters.
+const MAX_LABEL_LEN: usize = 50;
+
+/// Six random lowercase letters and digits.
+fn random_suffix() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(6)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect()
+}
 
 /// A runner label: the key that ties the instance, its runner and the job together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,12 +210,7 @@ impl Label {
     /// A unique default label for this run: run id, attempt, job and a random
     /// suffix, so re-runs and parallel jobs never share a machine.
     pub(crate) fn generate(run: &RunContext) -> Self {
-        use rand::Rng;
-        let suffix: String = rand::rng()
-            .sample_iter(rand::distr::Alphanumeric)
-            .take(6)
-            .map(|c| char::from(c).to_ascii_lowercase())
-            .collect();
+        let suffix = random_suffix();
         let job: String = run
             .job
             .as_deref()
@@ -782,6 +788,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) security_group_ids: Vec<SecurityGroupId>,
     /// The runner label.
     pub(crate) label: Label,
+    /// Runner names are this, `-` and the runner's number.
+    pub(crate) runner_prefix: String,
     /// Extra runner labels.
     pub(crate) extra_labels: Vec<String>,
     /// User tags.
@@ -843,9 +851,21 @@ impl InstanceSettings {
             .iter()
             .map(|s| SecurityGroupId::parse("security-group-ids", s))
             .collect::<Result<Vec<_>, _>>()?;
-        let label = match present(&args.label) {
-            Some(label) => Label::parse("label", label)?,
-            None => Label::generate(run),
+        // Runner names must be unique to this start: the JIT 409 recovery
+        // deletes a runner of the same name, which is only safe when that name
+        // can only be ours. A generated label is unique already; a label the
+        // user chose (maybe shared by a matrix) gets a random part.
+        let (label, runner_prefix) = match present(&args.label) {
+            Some(label) => {
+                let label = Label::parse("label", label)?;
+                let prefix = format!("{label}-{}", random_suffix());
+                (label, prefix)
+            }
+            None => {
+                let label = Label::generate(run);
+                let prefix = label.as_str().to_owned();
+                (label, prefix)
+            }
         };
         let extra_labels = list(&args.labels);
         for extra in &extra_labels {
@@ -930,6 +950,7 @@ impl InstanceSettings {
             subnet_ids,
             security_group_ids,
             label,
+            runner_prefix,
             extra_labels,
             tags: parse_tags(&args.tags)?,
             volume_size: parse_number("volume-size", &args.volume_size, 8, 16_384)?,

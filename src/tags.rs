@@ -96,9 +96,56 @@ impl LaunchTags<'_> {
     }
 }
 
+/// Whether `name` ends in `-N`, the runner number every runner name of the
+/// tool carries, and starts with `prefix`.
+pub(crate) fn has_runner_shape(name: &str, prefix: &str) -> bool {
+    name.starts_with(prefix)
+        && name
+            .rsplit_once('-')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `name` is a runner name the tool gives under `label`: `label-N`,
+/// or `label-xxxxxx-N` when the user chose the label.
+pub(crate) fn is_runner_of(label: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(label).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    let rest = match rest.split_once('-') {
+        Some((random, rest))
+            if random.len() == 6
+                && random
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => rest,
+    };
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Reads a tag's value from an instance's tags.
 pub(crate) fn value<'a>(tags: &'a [Ec2Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key() == Some(key))
         .and_then(|t| t.value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_names_are_recognised_by_label_and_shape() {
+        assert!(is_runner_of("build", "build-1"));
+        assert!(is_runner_of("build", "build-k3x9qa-12"));
+        assert!(!is_runner_of("build", "build"));
+        assert!(!is_runner_of("build", "build-x-1"));
+        assert!(!is_runner_of("build", "builder-1"));
+        assert!(!is_runner_of("build", "build-other-label-1"));
+        assert!(has_runner_shape("ec2-1-1-b-abcdef-1", "ec2-"));
+        assert!(!has_runner_shape("ec2-1-1-b-abcdef", "ec2-"));
+        assert!(!has_runner_shape("my-runner-1", "ec2-"));
+    }
 }

@@ -284,6 +284,14 @@ class Standin:
             delay = float(fault.get("delay_ms") or 0) / 1000.0
             if delay:
                 time.sleep(delay)
+            if fault.get("drop_response"):
+                # The request takes effect, but its answer is "lost": the
+                # client sees the fault instead (a 502 from a proxy, say).
+                base = f"http://{hdr.get('host', '127.0.0.1')}"
+                try:
+                    self.dispatch(method, path, query, hdr, auth_kind, token, body, base)
+                except AuthFailure:
+                    pass
             fbody = fault.get("body")
             fheaders = {str(k): str(v) for k, v in (fault.get("headers") or {}).items()}
             status = int(fault.get("status") or 500)

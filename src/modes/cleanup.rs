@@ -206,7 +206,7 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
         .filter(|r| !r.busy && r.status != "online")
         .filter(|r| {
             doomed_names.contains(r.name.as_str())
-                || is_tool_runner(&r.name, &settings.runner_prefix)
+                || tags::has_runner_shape(&r.name, &settings.runner_prefix)
         })
         .filter(|r| !live.contains(&r.name))
         .collect();
@@ -283,14 +283,6 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
     }
 }
 
-/// Whether a runner name has the shape the tool gives: `<prefix>…-<n>`.
-fn is_tool_runner(name: &str, prefix: &str) -> bool {
-    name.starts_with(prefix)
-        && name
-            .rsplit_once('-')
-            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// The instance's age from its created-at tag (which tests and users can
 /// read), else from EC2's launch time.
 fn age_of(instance: &Instance, now: chrono::DateTime<chrono::Utc>) -> Duration {
@@ -349,12 +341,5 @@ mod tests {
                 "age {age}m, runner {runner:?}: {reason}"
             );
         }
-    }
-
-    #[test]
-    fn only_runner_names_of_the_tool_shape_are_ours() {
-        assert!(is_tool_runner("ec2-4242-1-build-abc123-1", "ec2-"));
-        assert!(!is_tool_runner("ec2-4242-1-build-abc123", "ec2-"));
-        assert!(!is_tool_runner("my-runner-1", "ec2-"));
     }
 }

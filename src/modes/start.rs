@@ -199,7 +199,7 @@ async fn start(
         // after a cancellation dropped it.
         let github = github_slot.get_or_init(|| async move { github }).await;
         let names: Vec<String> = (1..=settings.count)
-            .map(|index| format!("{}-{index}", instance.label))
+            .map(|index| format!("{}-{index}", instance.runner_prefix))
             .collect();
         let jits = join_all(
             names

@@ -43,12 +43,7 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
         .collect();
     let runners = github.list_runners().await?;
     for runner in &runners {
-        let ours = runner.name == label
-            || runner.name.strip_prefix(label).is_some_and(|rest| {
-                rest.strip_prefix('-')
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            });
-        if ours && !names.contains(&runner.name) {
+        if tags::is_runner_of(label, &runner.name) && !names.contains(&runner.name) {
             names.push(runner.name.clone());
         }
     }

@@ -44,7 +44,7 @@ pub(crate) fn run(args: UserDataArgs) -> Result<(), Error> {
     let runner_name = args
         .runner_name
         .clone()
-        .unwrap_or_else(|| format!("{}-1", instance.label));
+        .unwrap_or_else(|| format!("{}-1", instance.runner_prefix));
     let jit = match &args.jit_config_env {
         Some(var) => std::env::var(var).map_err(|_| crate::settings::InvalidInput {
             input: "jit-config-env",

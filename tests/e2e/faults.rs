@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::harness::{Env, PAT, REPO};
+use crate::harness::Env;
 
 #[test]
 fn ec2_throttling_is_retried_with_backoff() {
@@ -63,20 +63,13 @@ fn github_server_errors_and_rate_limits_are_retried_honouring_retry_after() {
 #[test]
 fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
     let env = Env::start();
-    // An earlier attempt created the runner, but its answer never arrived.
-    let http = reqwest::blocking::Client::new();
-    let resp = http
-        .post(format!(
-            "{}/repos/{REPO}/actions/runners/generate-jitconfig",
-            env.github
-        ))
-        .header("Authorization", format!("Bearer {PAT}"))
-        .header("User-Agent", "test")
-        .json(&json!({"name": "fixed-label-1", "runner_group_id": 1, "labels": ["fixed-label"]}))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    env.clear_calls();
+    // GitHub creates the runner, but its answer is lost (a 502 from a proxy):
+    // the retry under the same name meets 409.
+    env.github_faults(
+        json!([{"method": "POST", "path": "generate-jitconfig$", "status": 502,
+                              "drop_response": true, "times": 1,
+                              "body": {"message": "Bad Gateway"}}]),
+    );
     let run = env.start_runner(&[("INPUT_LABEL", "fixed-label")]);
     run.assert_ok();
     let runners = env.runners();
@@ -84,6 +77,13 @@ fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
         runners.len(),
         1,
         "the stale runner was replaced, not duplicated"
+    );
+    let name = runners[0]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("fixed-label-")
+            && name.ends_with("-1")
+            && name.len() == "fixed-label-xxxxxx-1".len(),
+        "a chosen label gets a random part, so the name is this start's alone: {name}"
     );
     let posts: Vec<i64> = env
         .github_calls()
@@ -95,7 +95,7 @@ fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
         })
         .filter_map(|c| c["status"].as_i64())
         .collect();
-    assert_eq!(posts, [409, 201]);
+    assert_eq!(posts, [502, 409, 201]);
 }
 
 #[test]
