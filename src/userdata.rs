@@ -397,8 +397,11 @@ mod tests {
             .expect("bash runs")
     }
 
+    /// The checkout under test, read at run time (see tests/e2e/harness.rs).
     fn repo() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
     }
 
     #[test]

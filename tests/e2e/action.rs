@@ -39,7 +39,7 @@ const START_OUTPUTS: [&str; 7] = [
 ];
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate::harness::repo_root()
 }
 
 /// The binary the action runs: this build's, or the one named by

@@ -25,8 +25,13 @@ pub const CLIENT_ID: &str = "Iv23liTestApp0001";
 /// A personal access token the stand-in accepts.
 pub const PAT: &str = "ghp_TestTokenThatMustNeverBeLogged0001";
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The checkout under test. Read at run time (cargo sets it for every test
+/// run): with a target directory shared between checkouts, the compile-time
+/// value can name another checkout.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The Python venv with moto, created once per test run by testenv/setup.sh.

@@ -3,7 +3,6 @@
 //! README section when run with `UPDATE_README=1`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 #[derive(serde::Deserialize)]
 struct Action {
@@ -53,7 +52,7 @@ fn cell(text: &str) -> String {
 }
 
 fn table() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("action.yml");
+    let path = crate::harness::repo_root().join("action.yml");
     let text = std::fs::read_to_string(path).unwrap();
     let action: Action = serde_saphyr::from_str(&text).expect("action.yml parses");
     let mut out =
@@ -90,7 +89,7 @@ fn table() -> String {
 
 #[test]
 fn readme_lists_every_input_and_output_of_action_yml() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let path = crate::harness::repo_root().join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     let (start, end) = ("<!-- inputs:start -->\n", "<!-- inputs:end -->");
     let from = readme
