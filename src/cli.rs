@@ -207,6 +207,9 @@ pub(crate) struct StopArgs {
     /// The label `start` printed (its `label` output).
     #[arg(long, env = "INPUT_LABEL")]
     pub(crate) label: Option<String>,
+    /// The start's `start-id` output: only what that start launched is stopped, even when other runs share the label.
+    #[arg(long, env = "INPUT_START_ID")]
+    pub(crate) start_id: Option<String>,
 }
 
 /// Inputs of `cleanup`.
@@ -228,7 +231,7 @@ pub(crate) struct CleanupArgs {
     /// Max lifetime for instances that carry none in their tags (default 6h).
     #[arg(long, env = "INPUT_MAX_LIFETIME")]
     pub(crate) max_lifetime: Option<String>,
-    /// Runner names starting with this (and ending in -N) are the tool's (default `ec2-`).
+    /// Only delete the tool's runners whose names start with this (default: every runner carrying the `ec2-spot-runner` label).
     #[arg(long, env = "INPUT_RUNNER_PREFIX")]
     pub(crate) runner_prefix: Option<String>,
     /// Pause before deleting runners without a machine, so a start in progress keeps its runner (default 60s).
@@ -236,24 +239,24 @@ pub(crate) struct CleanupArgs {
     pub(crate) settle: Option<String>,
 }
 
-/// Inputs of `doctor`.
+/// Inputs of `doctor`: the same as `start`'s, so that it checks the very
+/// launch request a start with these inputs would send.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct DoctorArgs {
     #[command(flatten)]
-    pub(crate) github: GithubArgs,
-    #[command(flatten)]
-    pub(crate) aws: AwsArgs,
-    /// AMI to check the launch with (optional).
-    #[arg(long, env = "INPUT_IMAGE_ID")]
-    pub(crate) image_id: Option<String>,
-    /// Instance types; the first is used for the launch check.
-    #[arg(long, env = "INPUT_INSTANCE_TYPES")]
-    pub(crate) instance_types: Option<String>,
+    pub(crate) start: StartArgs,
 }
 
 /// Inputs of `policy`.
 #[derive(Debug, Args, Clone, Default)]
-pub(crate) struct PolicyArgs {}
+pub(crate) struct PolicyArgs {
+    /// Print the six actions on every resource, without the tag conditions.
+    #[arg(long)]
+    pub(crate) unscoped: bool,
+    /// Add the optional read-only extras (ec2:DescribeImages, ec2:DescribeSubnets).
+    #[arg(long)]
+    pub(crate) optional: bool,
+}
 
 /// Inputs of `user-data`.
 #[derive(Debug, Args, Clone, Default)]

@@ -103,6 +103,12 @@ macro_rules! ec2_id {
                 &self.0
             }
         }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
     };
 }
 
@@ -146,6 +152,32 @@ impl InstanceType {
     /// The type as EC2 expects it.
     pub(crate) fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The CPU architecture, as DescribeImages names it (`x86_64`, `arm64`),
+    /// read from the family name: AWS Graviton families carry a `g` among the
+    /// attributes after the generation (c7g, m6gd, im4gn, is4gen), plus the
+    /// first Graviton type, a1. `None` for Mac types, whose images are not
+    /// Linux images at all.
+    // NOTE: https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html
+    pub(crate) fn architecture(&self) -> Option<&'static str> {
+        let family = self.0.split('.').next().unwrap_or_default();
+        if family.starts_with("mac") {
+            return None;
+        }
+        if family == "a1" {
+            return Some("arm64");
+        }
+        // Series letters, then the generation digits, then the attributes.
+        let attributes = family
+            .trim_start_matches(|c: char| c.is_ascii_lowercase())
+            .trim_start_matches(|c: char| c.is_ascii_digit());
+        let attributes = attributes.split('-').next().unwrap_or_default();
+        if attributes.contains('g') {
+            Some("arm64")
+        } else {
+            Some("x86_64")
+        }
     }
 }
 
@@ -209,8 +241,7 @@ impl Label {
 
     /// A unique default label for this run: run id, attempt, job and a random
     /// suffix, so re-runs and parallel jobs never share a machine.
-    pub(crate) fn generate(run: &RunContext) -> Self {
-        let suffix = random_suffix();
+    pub(crate) fn generate(run: &RunContext, suffix: &str) -> Self {
         let job: String = run
             .job
             .as_deref()
@@ -237,6 +268,17 @@ impl Label {
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The start's runner names are this, `-` and the runner's number: the label
+/// when it was generated (its random part is the start id), else the label
+/// and the start id. Unique to one start either way.
+pub(crate) fn runner_prefix(label: &Label, start_id: &str) -> String {
+    if label.as_str().ends_with(&format!("-{start_id}")) {
+        label.as_str().to_owned()
+    } else {
+        format!("{label}-{start_id}")
     }
 }
 
@@ -788,6 +830,10 @@ pub(crate) struct InstanceSettings {
     pub(crate) security_group_ids: Vec<SecurityGroupId>,
     /// The runner label.
     pub(crate) label: Label,
+    /// Six random characters unique to this start: in the runner names, the
+    /// `start-id` output and tag, so that stop can tell two starts apart
+    /// that share a label.
+    pub(crate) start_id: String,
     /// Runner names are this, `-` and the runner's number.
     pub(crate) runner_prefix: String,
     /// Extra runner labels.
@@ -798,8 +844,9 @@ pub(crate) struct InstanceSettings {
     pub(crate) volume_size: Option<i32>,
     /// Provisioned volume initialization rate, MiB/s.
     pub(crate) volume_initialization_rate: Option<i32>,
-    /// The image's root device name.
-    pub(crate) root_device_name: String,
+    /// The image's root device name as the user gave it; `None`: learned
+    /// from DescribeImages, or from EC2's answer to the launch.
+    pub(crate) root_device_name: Option<String>,
     /// Runner group for the JIT config.
     pub(crate) runner_group_id: u64,
     /// Hard limit on the machine's life.
@@ -855,18 +902,12 @@ impl InstanceSettings {
         // deletes a runner of the same name, which is only safe when that name
         // can only be ours. A generated label is unique already; a label the
         // user chose (maybe shared by a matrix) gets a random part.
-        let (label, runner_prefix) = match present(&args.label) {
-            Some(label) => {
-                let label = Label::parse("label", label)?;
-                let prefix = format!("{label}-{}", random_suffix());
-                (label, prefix)
-            }
-            None => {
-                let label = Label::generate(run);
-                let prefix = label.as_str().to_owned();
-                (label, prefix)
-            }
+        let start_id = random_suffix();
+        let label = match present(&args.label) {
+            Some(label) => Label::parse("label", label)?,
+            None => Label::generate(run, &start_id),
         };
+        let runner_prefix = runner_prefix(&label, &start_id);
         let extra_labels = list(&args.labels);
         for extra in &extra_labels {
             if Label::parse("labels", extra).is_err() {
@@ -886,20 +927,18 @@ impl InstanceSettings {
                 "at most 90 extra labels (GitHub allows 100 per runner)",
             ));
         }
-        let root_device_name = present(&args.root_device_name)
-            .unwrap_or("/dev/sda1")
-            .to_owned();
-        if !root_device_name.starts_with("/dev/")
-            || !root_device_name[5..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric())
-            || root_device_name.len() <= 5
-        {
-            return Err(InvalidInput::new(
-                "root-device-name",
-                Some(&root_device_name),
-                "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda",
-            ));
+        let root_device_name = present(&args.root_device_name).map(str::to_owned);
+        if let Some(name) = &root_device_name {
+            if !name.starts_with("/dev/")
+                || !name[5..].bytes().all(|b| b.is_ascii_alphanumeric())
+                || name.len() <= 5
+            {
+                return Err(InvalidInput::new(
+                    "root-device-name",
+                    Some(name),
+                    "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda, or leave it empty to detect it",
+                ));
+            }
         }
         let max_lifetime = parse_duration(
             "max-lifetime",
@@ -950,6 +989,7 @@ impl InstanceSettings {
             subnet_ids,
             security_group_ids,
             label,
+            start_id,
             runner_prefix,
             extra_labels,
             tags: parse_tags(&args.tags)?,
@@ -1200,16 +1240,33 @@ pub(crate) struct StopSettings {
     pub(crate) region: Option<String>,
     /// The label to stop.
     pub(crate) label: Label,
+    /// Only what this start launched (its `start-id` output).
+    pub(crate) start_id: Option<String>,
 }
 
 impl StopSettings {
     /// Validates every input of `stop`.
     pub(crate) fn from_args(args: &StopArgs) -> Result<Self, InvalidInput> {
         let label = Label::parse("label", present(&args.label).unwrap_or(""))?;
+        let start_id = present(&args.start_id).map(str::to_owned);
+        if let Some(id) = &start_id {
+            if id.len() != 6
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                return Err(InvalidInput::new(
+                    "start-id",
+                    Some(id),
+                    "not a start id; pass the `start-id` output of the start step (six lowercase letters and digits)",
+                ));
+            }
+        }
         Ok(Self {
             github: GithubSettings::from_args(&args.github)?,
             region: aws_region(&args.aws)?,
             label,
+            start_id,
         })
     }
 }
@@ -1229,8 +1286,8 @@ pub(crate) struct CleanupSettings {
     pub(crate) registration_timeout: Duration,
     /// Lifetime assumed for instances without a lifetime tag.
     pub(crate) default_max_lifetime: Duration,
-    /// Name prefix of the tool's runners.
-    pub(crate) runner_prefix: String,
+    /// Only runners whose names start with this.
+    pub(crate) runner_prefix: Option<String>,
     /// Pause before deleting machine-less runners.
     pub(crate) settle: Duration,
 }
@@ -1238,11 +1295,11 @@ pub(crate) struct CleanupSettings {
 impl CleanupSettings {
     /// Validates every input of `cleanup`.
     pub(crate) fn from_args(args: &crate::cli::CleanupArgs) -> Result<Self, InvalidInput> {
-        let runner_prefix = present(&args.runner_prefix).unwrap_or("ec2-").to_owned();
-        if runner_prefix.len() < 3 {
+        let runner_prefix = present(&args.runner_prefix).map(str::to_owned);
+        if let Some(prefix) = runner_prefix.as_ref().filter(|p| p.len() < 3) {
             return Err(InvalidInput::new(
                 "runner-prefix",
-                Some(&runner_prefix),
+                Some(prefix),
                 "must be at least 3 characters, so cleanup cannot match every runner",
             ));
         }
@@ -1290,26 +1347,27 @@ pub(crate) struct DoctorSettings {
     pub(crate) github: GithubSettings,
     /// Region override.
     pub(crate) region: Option<String>,
-    /// AMI for the launch check.
-    pub(crate) image_id: Option<ImageId>,
-    /// Type for the launch and price checks.
+    /// The start to check the launch of, when `image-id` is given.
+    pub(crate) start: Option<StartSettings>,
+    /// Type for the price check.
     pub(crate) instance_type: Option<InstanceType>,
 }
 
 impl DoctorSettings {
-    /// Validates every input of `doctor`.
+    /// Validates every input of `doctor`: with `image-id`, exactly as `start` does.
     pub(crate) fn from_args(args: &crate::cli::DoctorArgs) -> Result<Self, InvalidInput> {
-        let image_id = present(&args.image_id)
-            .map(|v| ImageId::parse("image-id", v))
+        let args = &args.start;
+        let start = present(&args.instance.image_id)
+            .map(|_| StartSettings::from_args(args))
             .transpose()?;
-        let instance_type = list(&args.instance_types)
+        let instance_type = list(&args.instance.instance_types)
             .first()
             .map(|t| InstanceType::parse(t))
             .transpose()?;
         Ok(Self {
             github: GithubSettings::from_args(&args.github)?,
             region: aws_region(&args.aws)?,
-            image_id,
+            start,
             instance_type,
         })
     }
@@ -1409,11 +1467,43 @@ mod tests {
             job: Some("Build & Test".into()),
             repository: None,
         };
-        let a = Label::generate(&run);
-        let b = Label::generate(&run);
+        let (ia, ib) = (random_suffix(), random_suffix());
+        let a = Label::generate(&run, &ia);
+        let b = Label::generate(&run, &ib);
         assert_ne!(a, b);
         assert!(a.as_str().starts_with("ec2-123-2-build---test-"), "{a}");
         Label::parse("label", a.as_str()).unwrap();
+        // A generated label holds the start id already; a chosen one gets it.
+        assert_eq!(runner_prefix(&a, &ia), a.as_str());
+        let chosen = Label::parse("label", "gpu").unwrap();
+        assert_eq!(runner_prefix(&chosen, "k3x9qa"), "gpu-k3x9qa");
+    }
+
+    #[test]
+    fn architecture_is_read_from_the_family() {
+        for (kind, arch) in [
+            ("c7g.large", Some("arm64")),
+            ("m6gd.xlarge", Some("arm64")),
+            ("im4gn.large", Some("arm64")),
+            ("is4gen.medium", Some("arm64")),
+            ("t4g.micro", Some("arm64")),
+            ("a1.large", Some("arm64")),
+            ("g5g.xlarge", Some("arm64")),
+            ("c7i.large", Some("x86_64")),
+            ("m7i-flex.large", Some("x86_64")),
+            ("g4dn.xlarge", Some("x86_64")),
+            ("g4ad.xlarge", Some("x86_64")),
+            ("x2iedn.xlarge", Some("x86_64")),
+            ("u-6tb1.metal", Some("x86_64")),
+            ("t3.micro", Some("x86_64")),
+            ("mac2.metal", None),
+        ] {
+            assert_eq!(
+                InstanceType::parse(kind).unwrap().architecture(),
+                arch,
+                "{kind}"
+            );
+        }
     }
 
     #[test]

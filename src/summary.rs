@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::actions::Table;
-use crate::placement::{Market, SpotPrice};
+use crate::aws::placement::{Market, SpotPrice};
 use crate::pricing;
 
 /// One launched runner, as the summary shows it.

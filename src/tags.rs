@@ -10,6 +10,12 @@ use crate::settings::{Label, RunContext, Tag};
 pub(crate) const MANAGED: &str = "ec2-spot-runner:managed";
 /// The runner label.
 pub(crate) const LABEL: &str = "ec2-spot-runner:label";
+/// The start that launched it: six random characters, also in its runner's
+/// name and in the start's `start-id` output.
+pub(crate) const START_ID: &str = "ec2-spot-runner:start-id";
+/// The runner label only this tool sets, on every runner it registers:
+/// cleanup deletes no runner without it.
+pub(crate) const RUNNER_MARK: &str = "ec2-spot-runner";
 /// The runner's name on GitHub.
 pub(crate) const RUNNER_NAME: &str = "ec2-spot-runner:runner-name";
 /// Where the runner is registered (`owner/name` or `org:NAME`).
@@ -31,6 +37,8 @@ pub(crate) const MAX_LIFETIME: &str = "ec2-spot-runner:max-lifetime";
 pub(crate) struct LaunchTags<'a> {
     /// The runner label.
     pub(crate) label: &'a Label,
+    /// The start's own id.
+    pub(crate) start_id: &'a str,
     /// The runner's name.
     pub(crate) runner_name: &'a str,
     /// Scope, as written in the tag.
@@ -52,6 +60,7 @@ impl LaunchTags<'_> {
             ("Name".to_owned(), self.runner_name.to_owned()),
             (MANAGED.to_owned(), "true".to_owned()),
             (LABEL.to_owned(), self.label.as_str().to_owned()),
+            (START_ID.to_owned(), self.start_id.to_owned()),
             (RUNNER_NAME.to_owned(), self.runner_name.to_owned()),
             (SCOPE.to_owned(), self.scope.clone()),
             (
@@ -96,13 +105,11 @@ impl LaunchTags<'_> {
     }
 }
 
-/// Whether `name` ends in `-N`, the runner number every runner name of the
-/// tool carries, and starts with `prefix`.
-pub(crate) fn has_runner_shape(name: &str, prefix: &str) -> bool {
-    name.starts_with(prefix)
-        && name
-            .rsplit_once('-')
-            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+/// Whether `name` is `prefix-N`: the runner names of one start.
+pub(crate) fn is_numbered(prefix: &str, name: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether `name` is a runner name the tool gives under `label`: `label-N`,
@@ -144,8 +151,9 @@ mod tests {
         assert!(!is_runner_of("build", "build-x-1"));
         assert!(!is_runner_of("build", "builder-1"));
         assert!(!is_runner_of("build", "build-other-label-1"));
-        assert!(has_runner_shape("ec2-1-1-b-abcdef-1", "ec2-"));
-        assert!(!has_runner_shape("ec2-1-1-b-abcdef", "ec2-"));
-        assert!(!has_runner_shape("my-runner-1", "ec2-"));
+        assert!(is_numbered("gpu-k3x9qa", "gpu-k3x9qa-2"));
+        assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qb-2"));
+        assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qa-"));
+        assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qa-1-1"));
     }
 }

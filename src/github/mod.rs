@@ -254,7 +254,7 @@ async fn send(
         let response = result.map_err(|e| Attempt {
             error: GithubError::Transport {
                 action: action.to_owned(),
-                detail: crate::error::chain(&e),
+                detail: crate::error_chain::chain(&e),
             },
             retry_after: None,
             transient: true,

@@ -19,6 +19,25 @@ pub(crate) struct Runner {
     /// Whether it is running a job.
     #[serde(default)]
     pub(crate) busy: bool,
+    /// Its labels.
+    #[serde(default)]
+    pub(crate) labels: Vec<RunnerLabel>,
+}
+
+/// One label of a runner.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct RunnerLabel {
+    /// The label's name.
+    pub(crate) name: String,
+}
+
+impl Runner {
+    /// Whether the runner carries the label (GitHub compares labels case-insensitively).
+    pub(crate) fn has_label(&self, label: &str) -> bool {
+        self.labels
+            .iter()
+            .any(|l| l.name.eq_ignore_ascii_case(label))
+    }
 }
 
 /// A freshly minted JIT runner.

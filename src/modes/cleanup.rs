@@ -10,10 +10,10 @@ use aws_sdk_ec2::types::Instance;
 
 use crate::actions::{self, Table};
 use crate::aws;
+use crate::aws::instances;
 use crate::cli::CleanupArgs;
 use crate::error::Error;
 use crate::github::{self, runners::Runner};
-use crate::instances;
 use crate::settings::CleanupSettings;
 use crate::tags;
 
@@ -186,8 +186,10 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
         .map(|r| r.instance_id.clone())
         .collect();
 
-    // Runners to delete: offline runners of the tool (named `<prefix>…-<n>`,
-    // or named by an instance we terminate now) that no surviving machine runs.
+    // Runners to delete: offline runners of the tool (carrying the label only
+    // it sets, or named by an instance we terminate now) that no surviving
+    // machine runs. A runner named like ours but without the label belongs
+    // to someone else.
     let doomed_names: HashSet<&str> = found
         .iter()
         .filter(|i| doomed.iter().any(|d| Some(d.as_str()) == i.instance_id()))
@@ -206,7 +208,11 @@ pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
         .filter(|r| !r.busy && r.status != "online")
         .filter(|r| {
             doomed_names.contains(r.name.as_str())
-                || tags::has_runner_shape(&r.name, &settings.runner_prefix)
+                || (r.has_label(tags::RUNNER_MARK)
+                    && settings
+                        .runner_prefix
+                        .as_deref()
+                        .is_none_or(|p| r.name.starts_with(p)))
         })
         .filter(|r| !live.contains(&r.name))
         .collect();

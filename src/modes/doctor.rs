@@ -1,21 +1,24 @@
 //! `doctor`: checks a setup before the first real run, without launching
-//! anything. AWS: credentials and region resolve, and each of the six
-//! actions is allowed (EC2's `DryRun`, which checks permissions and stops).
+//! anything. AWS: credentials and region resolve, the exact launch request
+//! a start would send passes a `DryRun` (permissions, tag-on-create, SCPs
+//! on IMDSv2 or encryption), each other action of the six is allowed, and
+//! the optional extras are reported.
 //! GitHub: the credential works and may manage runners for the scope. It
 //! prints a checklist with a fix for every failure.
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{
-    InstanceMarketOptionsRequest, InstanceType as Ec2InstanceType, MarketType, ResourceType, Tag,
-    TagSpecification,
-};
+use aws_sdk_ec2::types::InstanceType as Ec2InstanceType;
 
 use crate::aws;
+use crate::aws::images::{self, Lookup};
+use crate::aws::launch::{self, Learned};
+use crate::aws::placement::{self, Candidate, Market};
 use crate::cli::DoctorArgs;
 use crate::error::Error;
 use crate::github;
-use crate::settings::{DoctorSettings, Scope};
+use crate::modes::start;
+use crate::settings::{DoctorSettings, MarketPolicy, Scope, StartSettings};
 
 /// How one check came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,57 +102,15 @@ async fn check_aws(client: &Client, settings: &DoctorSettings, list: &mut Checkl
         .as_ref()
         .map(|t| t.as_str().to_owned())
         .unwrap_or_else(|| "t3.micro".into());
-    if let Some(image) = &settings.image_id {
-        let spot = client
-            .run_instances()
-            .dry_run(true)
-            .image_id(image.as_str())
-            .instance_type(Ec2InstanceType::from(instance_type.as_str()))
-            .min_count(1)
-            .max_count(1)
-            .instance_market_options(
-                InstanceMarketOptionsRequest::builder()
-                    .market_type(MarketType::Spot)
-                    .build(),
-            )
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Instance)
-                    .tags(
-                        Tag::builder()
-                            .key("ec2-spot-runner:doctor")
-                            .value("true")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await;
-        list.add(
-            "ec2:RunInstances (spot, with tags)",
-            dry_run("RunInstances", spot),
-        );
-    } else {
-        list.add(
-            "ec2:RunInstances",
+    match &settings.start {
+        Some(start) => check_launch(client, start, list).await,
+        None => list.add(
+            "ec2:RunInstances, ec2:CreateTags",
             Outcome::Warn(
-                "not checked: give `image-id` (and `instance-types`) to check the launch".into(),
+                "not checked: give `image-id` and `instance-types` (and the other start inputs) to dry-run the launch a start would send".into(),
             ),
-        );
+        ),
     }
-    let tags = client
-        .create_tags()
-        .dry_run(true)
-        .resources(NO_INSTANCE)
-        .tags(
-            Tag::builder()
-                .key("ec2-spot-runner:doctor")
-                .value("true")
-                .build(),
-        )
-        .send()
-        .await;
-    list.add("ec2:CreateTags", dry_run("CreateTags", tags));
     let describe = client.describe_instances().dry_run(true).send().await;
     list.add(
         "ec2:DescribeInstances",
@@ -191,6 +152,104 @@ async fn check_aws(client: &Client, settings: &DoctorSettings, list: &mut Checkl
     list.add(
         "ec2:DescribeSpotPriceHistory",
         dry_run("DescribeSpotPriceHistory", prices),
+    );
+}
+
+/// Dry-runs the RunInstances request a start with these inputs would send
+/// (same builder: IMDSv2, the encrypted gp3 root mapping, tags on instance
+/// and volumes, terminate on shutdown, the market), so an SCP or a policy
+/// condition on any of them shows up as what it is. EC2 authorises the
+/// tags' ec2:CreateTags with the same request, so that is checked too.
+async fn check_launch(client: &Client, start: &StartSettings, list: &mut Checklist) {
+    let instance = &start.instance;
+    let Some(image_id) = &instance.image_id else {
+        return;
+    };
+    // The optional image lookup, as start makes it.
+    let image = match images::describe(client, image_id).await {
+        Ok(lookup) => {
+            match &lookup {
+                Lookup::Found(found) => list.add(
+                    "ec2:DescribeImages (optional)",
+                    Outcome::Pass(format!(
+                        "allowed: root device {}, architecture {}",
+                        found.root_device_name.as_deref().unwrap_or("unknown"),
+                        found.architecture.as_deref().unwrap_or("unknown")
+                    )),
+                ),
+                Lookup::Unavailable(why) => list.add(
+                    "ec2:DescribeImages (optional)",
+                    Outcome::Warn(format!(
+                        "{why}: a start still works, finding the root device from EC2's answers; `volume-size` then needs `root-device-name`"
+                    )),
+                ),
+            }
+            lookup
+        }
+        Err(err) => {
+            list.add("image-id", Outcome::Fail(err.to_string()));
+            return;
+        }
+    };
+    let (types, root) = match start::image_facts(start, image) {
+        Ok(facts) => facts,
+        Err(err) => {
+            list.add("image-id", Outcome::Fail(err.to_string()));
+            return;
+        }
+    };
+    if !instance.subnet_ids.is_empty() {
+        let zones = placement::subnet_zones(client, &instance.subnet_ids).await;
+        list.add(
+            "ec2:DescribeSubnets (optional)",
+            if zones.iter().all(|(_, z)| z.is_some()) {
+                Outcome::Pass("allowed: subnets are ranked by their zone's spot price".into())
+            } else {
+                Outcome::Warn("not allowed: subnets are tried in the given order".into())
+            },
+        );
+    }
+    let learned = Learned::new(root);
+    let spec = match start::launch_spec(
+        start,
+        &learned,
+        "doctor",
+        &format!("{}-1", instance.runner_prefix),
+        "doctor-dry-run",
+    ) {
+        Ok(spec) => spec,
+        Err(err) => {
+            list.add("ec2:RunInstances", Outcome::Fail(err.to_string()));
+            return;
+        }
+    };
+    let market = if start.market == MarketPolicy::OnDemand {
+        Market::OnDemand
+    } else {
+        Market::Spot
+    };
+    let Some(instance_type) = types.first() else {
+        return;
+    };
+    let candidate = Candidate {
+        instance_type: instance_type.clone(),
+        zone: None,
+        subnet: instance.subnet_ids.first().cloned(),
+        market,
+        spot_price: None,
+    };
+    let root = learned.root();
+    let result = launch::request(client, &spec, &candidate, &root)
+        .dry_run(true)
+        .send()
+        .await;
+    list.add(
+        format!(
+            "ec2:RunInstances + ec2:CreateTags (the request start sends: {}, IMDSv2, encrypted gp3 root at {}, tags on instance and volumes)",
+            launch::describe(&candidate),
+            root.name()
+        ),
+        dry_run("RunInstances", result),
     );
 }
 

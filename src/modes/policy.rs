@@ -1,8 +1,13 @@
 //! `policy`: prints the IAM policy of the default path — exactly six EC2
-//! actions. No key pairs, no volume contents, no snapshots, no IAM.
+//! actions, scoped the way AWS recommends: tags only at launch, terminate
+//! and modify only what carries the tool's managed tag. No key pairs, no
+//! volume contents, no snapshots, no IAM.
+
+use serde_json::{Value, json};
 
 use crate::cli::PolicyArgs;
 use crate::error::Error;
+use crate::tags;
 
 /// The six EC2 actions, and why each is needed.
 pub(crate) const ACTIONS: [(&str, &str); 6] = [
@@ -32,45 +37,164 @@ pub(crate) const ACTIONS: [(&str, &str); 6] = [
     ),
 ];
 
-/// The policy document.
-pub(crate) fn document() -> serde_json::Value {
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
+/// Read-only actions outside the six that make a start better when allowed.
+pub(crate) const OPTIONAL: [(&str, &str); 2] = [
+    (
+        "ec2:DescribeImages",
+        "read the image's root device, architecture and platform before launch",
+    ),
+    (
+        "ec2:DescribeSubnets",
+        "rank subnet-ids by their zone's spot price",
+    ),
+];
+
+/// The instances and volumes the tool launches, in any region and account.
+const LAUNCHED: [&str; 2] = ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"];
+
+/// The policy document: scoped (the default) or the six actions on `*`.
+// NOTE: tag-on-create and resource-tag conditions as AWS documents them:
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
+// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+pub(crate) fn document(scoped: bool, optional: bool) -> Value {
+    let mut statements = if scoped {
+        vec![
+            json!({
+                "Sid": "Launch",
+                "Effect": "Allow",
+                "Action": ["ec2:RunInstances"],
+                "Resource": "*"
+            }),
+            json!({
+                "Sid": "Read",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"],
+                "Resource": "*"
+            }),
+            json!({
+                "Sid": "TagAtLaunchOnly",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": LAUNCHED,
+                "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
+            }),
+            json!({
+                "Sid": "ManagedOnly",
+                "Effect": "Allow",
+                "Action": ["ec2:TerminateInstances", "ec2:ModifyVolume"],
+                "Resource": LAUNCHED,
+                "Condition": {"StringEquals": {format!("aws:ResourceTag/{}", tags::MANAGED): "true"}}
+            }),
+        ]
+    } else {
+        vec![json!({
             "Sid": "Ec2SpotRunner",
             "Effect": "Allow",
             "Action": ACTIONS.iter().map(|(action, _)| *action).collect::<Vec<_>>(),
             "Resource": "*"
-        }]
-    })
+        })]
+    };
+    if optional {
+        statements.push(json!({
+            "Sid": "OptionalReads",
+            "Effect": "Allow",
+            "Action": OPTIONAL.iter().map(|(action, _)| *action).collect::<Vec<_>>(),
+            "Resource": "*"
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// Prints the policy JSON on stdout.
-pub(crate) fn run(_args: &PolicyArgs) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+pub(crate) fn run(args: &PolicyArgs) -> Result<(), Error> {
+    let text =
+        serde_json::to_string_pretty(&document(!args.unscoped, args.optional)).unwrap_or_default();
     println!("{text}");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Every action the document allows, across statements.
+    fn actions(doc: &Value) -> Vec<String> {
+        let mut all: Vec<String> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Action"].as_array().unwrap().iter())
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        all.sort();
+        all
+    }
+
     #[test]
-    fn policy_is_exactly_the_six_actions() {
-        insta::assert_json_snapshot!(super::document(), @r#"
+    fn both_forms_hold_exactly_the_six_actions() {
+        let mut six: Vec<String> = ACTIONS.iter().map(|(a, _)| (*a).to_owned()).collect();
+        six.sort();
+        assert_eq!(actions(&document(true, false)), six);
+        assert_eq!(actions(&document(false, false)), six);
+        let with_extras = actions(&document(true, true));
+        assert_eq!(with_extras.len(), 8);
+        assert!(with_extras.contains(&"ec2:DescribeImages".to_owned()));
+    }
+
+    #[test]
+    fn the_scoped_policy_tags_only_at_launch_and_ends_only_managed_resources() {
+        insta::assert_json_snapshot!(document(true, false), @r#"
         {
           "Statement": [
             {
               "Action": [
-                "ec2:RunInstances",
-                "ec2:CreateTags",
+                "ec2:RunInstances"
+              ],
+              "Effect": "Allow",
+              "Resource": "*",
+              "Sid": "Launch"
+            },
+            {
+              "Action": [
                 "ec2:DescribeInstances",
-                "ec2:ModifyVolume",
-                "ec2:TerminateInstances",
                 "ec2:DescribeSpotPriceHistory"
               ],
               "Effect": "Allow",
               "Resource": "*",
-              "Sid": "Ec2SpotRunner"
+              "Sid": "Read"
+            },
+            {
+              "Action": [
+                "ec2:CreateTags"
+              ],
+              "Condition": {
+                "StringEquals": {
+                  "ec2:CreateAction": "RunInstances"
+                }
+              },
+              "Effect": "Allow",
+              "Resource": [
+                "arn:aws:ec2:*:*:instance/*",
+                "arn:aws:ec2:*:*:volume/*"
+              ],
+              "Sid": "TagAtLaunchOnly"
+            },
+            {
+              "Action": [
+                "ec2:TerminateInstances",
+                "ec2:ModifyVolume"
+              ],
+              "Condition": {
+                "StringEquals": {
+                  "aws:ResourceTag/ec2-spot-runner:managed": "true"
+                }
+              },
+              "Effect": "Allow",
+              "Resource": [
+                "arn:aws:ec2:*:*:instance/*",
+                "arn:aws:ec2:*:*:volume/*"
+              ],
+              "Sid": "ManagedOnly"
             }
           ],
           "Version": "2012-10-17"

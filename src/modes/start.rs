@@ -11,15 +11,16 @@ use aws_sdk_ec2::Client;
 use futures_util::future::join_all;
 
 use crate::actions::{self, Outputs};
+use crate::aws::images::{self, Lookup};
+use crate::aws::instances::{self, Wait};
+use crate::aws::launch::{self, LaunchSpec, Launched, Learned, RootDevice};
+use crate::aws::placement::{self, Candidate, RankInput, SpotPrice};
 use crate::aws::{self, AwsError};
 use crate::cli::StartArgs;
 use crate::error::Error;
 use crate::github::runners::JitRunner;
 use crate::github::{self, Github};
-use crate::instances::{self, Wait};
-use crate::launch::{self, LaunchSpec};
 use crate::modes::user_data;
-use crate::placement::{self, Candidate, RankInput, SpotPrice};
 use crate::settings::{MarketPolicy, StartSettings, WaitFor};
 use crate::summary;
 use crate::tags::LaunchTags;
@@ -51,6 +52,8 @@ struct Started {
     runner_name: String,
     instance_id: String,
     candidate: Candidate,
+    /// The candidate's place in the ranking: a relaunch goes on after it.
+    index: usize,
     zone: Option<String>,
 }
 
@@ -62,7 +65,8 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     // The label goes out first: even if this step is cancelled or killed, the
     // stop job gets a label to clean up.
     outputs.set("label", settings.instance.label.as_str())?;
-    tracing::info!(label = %settings.instance.label, "starting");
+    outputs.set("start-id", &settings.instance.start_id)?;
+    tracing::info!(label = %settings.instance.label, start_id = %settings.instance.start_id, "starting");
 
     let client = aws::ec2_client(settings.region.clone()).await?;
     let created: Shared = Arc::default();
@@ -83,7 +87,14 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
         Ok(()) => Ok(()),
         Err(err) => {
             let undo_began = Instant::now();
-            undo(&settings, &client, &created, github_slot.get()).await;
+            // The runner kills the step 7.5 s after its SIGINT: a cancelled
+            // start must be done well before. A failed one has more time.
+            let budget = if cancel.check().is_err() {
+                Duration::from_secs(6)
+            } else {
+                Duration::from_secs(30)
+            };
+            undo(&settings, &client, &created, github_slot.get(), budget).await;
             tracing::info!(elapsed = ?undo_began.elapsed(), "undo finished");
             Err(err)
         }
@@ -168,7 +179,14 @@ async fn start(
     let deadline = began + settings.timeout;
     let instance = &settings.instance;
 
-    // GitHub auth and the spot price lookup do not depend on each other.
+    // GitHub auth, the spot price lookup and the image lookup do not
+    // depend on each other.
+    let image = async {
+        match &instance.image_id {
+            Some(id) => images::describe(client, id).await,
+            None => Ok(Lookup::Unavailable("no image-id".into())),
+        }
+    };
     let prices = async {
         if settings.market == MarketPolicy::OnDemand {
             return Ok::<_, Error>((Vec::new(), Vec::new()));
@@ -211,9 +229,9 @@ async fn start(
             .collect::<Result<Vec<_>, Error>>()
             .map(|jits| (github, jits))
     };
-    let (minted, prices) = cancel
+    let (minted, prices, image) = cancel
         .guard(async {
-            tokio::time::timeout_at(deadline.into(), async { tokio::join!(mint, prices) })
+            tokio::time::timeout_at(deadline.into(), async { tokio::join!(mint, prices, image) })
                 .await
                 .map_err(|_| Error::Timeout {
                     what:
@@ -226,6 +244,7 @@ async fn start(
         .await?;
     let (github, jits) = minted?;
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
+    let (types, root) = image_facts(settings, image?)?;
     let subnet_zones = if subnet_zones.is_empty() {
         instance
             .subnet_ids
@@ -235,9 +254,22 @@ async fn start(
     } else {
         subnet_zones
     };
+    let region = client
+        .config()
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    if !prices.is_empty() {
+        for kind in placement::unpriced_types(&types, &prices) {
+            actions::warning(&format!(
+                "no spot price for {kind} in {region}: the region does not offer it, or the name is mistyped (check `instance-types`); the other types are ranked by price"
+            ));
+        }
+    }
     let candidates = placement::rank(
         &RankInput {
-            types: &instance.instance_types,
+            types: &types,
+            region: &region,
             zones: &settings.zones,
             subnets: &subnet_zones,
             max_spot_price: settings.max_spot_price,
@@ -248,12 +280,18 @@ async fn start(
     tracing::debug!(candidates = candidates.len(), "ranked launch candidates");
 
     let scope = github.scope().tag();
+    let learned = Learned::new(root);
+    let launch = Launch {
+        settings,
+        client,
+        created,
+        candidates: &candidates,
+        scope: &scope,
+        learned: &learned,
+        cancel,
+    };
     // All machines of a `count` launch go out together.
-    let results = join_all(
-        jits.iter()
-            .map(|jit| launch_runner(settings, client, created, &candidates, &scope, jit, cancel)),
-    )
-    .await;
+    let results = join_all(jits.iter().map(|jit| launch.runner(jit, 0))).await;
     let mut started = Vec::new();
     let mut failures = Vec::new();
     for (jit, result) in jits.iter().zip(results) {
@@ -287,23 +325,45 @@ async fn start(
         }
         return Ok((started, prices));
     }
-    let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
-    let waited = cancel
-        .guard(async { Ok(instances::wait_running(client, &ids, deadline).await?) })
-        .await?;
-    let described = match waited {
-        Wait::Running(described) => described,
-        Wait::Failed { id, state, reason } => {
-            return Err(Error::Failed(format!(
-                "instance {id} reached state {state} before running: {reason}. For spot, capacity may have been reclaimed at once; re-run, or use `market: spot-then-on-demand`"
-            )));
-        }
-        Wait::TimedOut => {
-            return Err(Error::Timeout {
-                what: format!("waiting for instance(s) {} to be running", ids.join(", ")),
-                timeout: humantime::format_duration(settings.timeout).to_string(),
-                hint: "the instance's state and state reason in the EC2 console".into(),
-            });
+    let described = loop {
+        let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
+        let waited = cancel
+            .guard(async { Ok(instances::wait_running(client, &ids, deadline).await?) })
+            .await?;
+        match waited {
+            Wait::Running(described) => break described,
+            Wait::Failed {
+                id,
+                state,
+                code,
+                reason,
+            } => {
+                if !is_reclaimed(&code) {
+                    return Err(ended_at_launch(&id, &state, &code, &reason, &region));
+                }
+                // Spot capacity taken back right after the launch: this
+                // machine never ran, so its runner's JIT config is unused
+                // and the next candidate gets it.
+                let Some(at) = started.iter().position(|s| s.instance_id == id) else {
+                    return Err(ended_at_launch(&id, &state, &code, &reason, &region));
+                };
+                actions::warning(&format!(
+                    "instance {id} ({}) was terminated right after launch ({code}: {reason}); trying the next candidate",
+                    launch::describe(&started[at].candidate)
+                ));
+                let jit = jits
+                    .iter()
+                    .find(|j| j.name == started[at].runner_name)
+                    .ok_or_else(|| Error::Failed(format!("no JIT runner for instance {id}")))?;
+                started[at] = launch.runner(jit, started[at].index + 1).await?;
+            }
+            Wait::TimedOut => {
+                return Err(Error::Timeout {
+                    what: format!("waiting for instance(s) {} to be running", ids.join(", ")),
+                    timeout: humantime::format_duration(settings.timeout).to_string(),
+                    hint: "the instance's state and state reason in the EC2 console".into(),
+                });
+            }
         }
     };
     tracing::info!(elapsed = ?began.elapsed(), "running");
@@ -316,12 +376,9 @@ async fn start(
                 .placement()
                 .and_then(|p| p.availability_zone())
                 .map(str::to_owned);
-            let root = i.root_device_name().unwrap_or_default();
-            if !root.is_empty() && root != instance.root_device_name {
-                actions::warning(&format!(
-                    "the image's root device is {root}, not {}: volume-size and boot-boost applied to an extra volume. Set root-device-name: {root}",
-                    instance.root_device_name
-                ));
+            let root = learned.root();
+            if let Some(actual) = i.root_device_name().filter(|r| *r != root.name()) {
+                return Err(wrong_root_device(&s.instance_id, actual, root.name()));
             }
         }
     }
@@ -336,7 +393,7 @@ async fn start(
         // The boost is only worth paying for while the machine boots. EC2
         // moves a volume to new settings gradually, so even with
         // `wait-for: running` the first minutes keep most of the boost.
-        drop_boot_boost(client, &described, &instance.root_device_name).await;
+        drop_boot_boost(client, &described).await;
     }
     Ok((started, prices))
 }
@@ -390,18 +447,14 @@ async fn wait_online(
 /// Brings boosted root volumes back to the gp3 baseline. Volume ids come
 /// from DescribeInstances (DescribeVolumes is not in the policy). A failure
 /// only costs money, never the job: it is a warning.
-async fn drop_boot_boost(
-    client: &Client,
-    described: &[aws_sdk_ec2::types::Instance],
-    root_device: &str,
-) {
+async fn drop_boot_boost(client: &Client, described: &[aws_sdk_ec2::types::Instance]) {
     for instance in described {
-        // The volume we boosted is the one mapped at our root device name
-        // (which is an extra volume when the image's root is elsewhere).
+        // The boosted volume is the root (the launch made sure the mapping
+        // went to the image's root device).
         let volume = instance
             .block_device_mappings()
             .iter()
-            .find(|m| m.device_name() == Some(root_device))
+            .find(|m| m.device_name().is_some() && m.device_name() == instance.root_device_name())
             .and_then(|m| m.ebs())
             .and_then(|e| e.volume_id());
         let Some(volume) = volume else { continue };
@@ -432,6 +485,13 @@ async fn mint_runner(
     let instance = &settings.instance;
     let mut labels = vec![instance.label.as_str().to_owned()];
     labels.extend(instance.extra_labels.iter().cloned());
+    // Only this tool sets this label: cleanup recognises its runners by it.
+    if !labels
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case(crate::tags::RUNNER_MARK))
+    {
+        labels.push(crate::tags::RUNNER_MARK.to_owned());
+    }
     with(created, |c| {
         c.runner_names_pending.push(runner_name.to_owned())
     });
@@ -446,21 +506,94 @@ async fn mint_runner(
     Ok(jit)
 }
 
-/// Launches one runner's instance, walking the candidates.
-async fn launch_runner(
-    settings: &StartSettings,
-    client: &Client,
-    created: &Shared,
-    candidates: &[Candidate],
+/// What every runner's launch shares.
+struct Launch<'a> {
+    settings: &'a StartSettings,
+    client: &'a Client,
+    created: &'a Shared,
+    candidates: &'a [Candidate],
+    scope: &'a str,
+    learned: &'a Learned,
+    cancel: &'a Cancel,
+}
+
+impl Launch<'_> {
+    /// Launches one runner's instance, walking the candidates from `from`.
+    async fn runner(&self, jit: &JitRunner, from: usize) -> Result<Started, Error> {
+        let Launch {
+            settings,
+            client,
+            created,
+            candidates,
+            cancel,
+            ..
+        } = *self;
+        let runner_name = jit.name.as_str();
+        let spec = launch_spec(
+            settings,
+            self.learned,
+            self.scope,
+            runner_name,
+            crate::settings::expose(&jit.config),
+        )?;
+        cancel.check()?;
+        with(created, |c| c.launches_pending += 1);
+        // Not abandoned on a signal: see `Cancel`.
+        let result =
+            launch::launch_first(client, &spec, candidates, from, || cancel.check().is_err()).await;
+        match result {
+            Ok((launched, _failures)) => {
+                let Launched {
+                    id,
+                    candidate,
+                    index,
+                    mapped_device,
+                    root_device_name,
+                } = launched;
+                with(created, |c| {
+                    c.instance_ids.push(id.clone());
+                    c.launches_pending -= 1;
+                });
+                tracing::info!(instance = %id, "launched {}", launch::describe(&candidate));
+                if let Some(actual) = root_device_name.filter(|r| *r != mapped_device) {
+                    return Err(wrong_root_device(&id, &actual, &mapped_device));
+                }
+                cancel.check()?;
+                Ok(Started {
+                    runner_name: runner_name.to_owned(),
+                    instance_id: id,
+                    zone: candidate.zone.clone(),
+                    candidate,
+                    index,
+                })
+            }
+            Err((err, failures)) => {
+                // Without an answer from EC2 (a transport failure after the SDK's
+                // retries) the request may still have created the instance: leave
+                // it counted as in flight, so the undo looks for it by tag.
+                if err.code.is_some() {
+                    with(created, |c| c.launches_pending -= 1);
+                }
+                Err(launch_error(err, &failures))
+            }
+        }
+    }
+}
+
+/// The launch request's settings for one runner, shared by `start` and by
+/// `doctor`, which dry-runs exactly what a start would send.
+pub(crate) fn launch_spec<'a>(
+    settings: &'a StartSettings,
+    learned: &'a Learned,
     scope: &str,
-    jit: &JitRunner,
-    cancel: &Cancel,
-) -> Result<Started, Error> {
+    runner_name: &str,
+    jit_config: &str,
+) -> Result<LaunchSpec<'a>, Error> {
     let instance = &settings.instance;
-    let runner_name = jit.name.as_str();
-    let script = user_data::render_for(instance, runner_name, crate::settings::expose(&jit.config));
+    let script = user_data::render_for(instance, runner_name, jit_config);
     let tags = LaunchTags {
         label: &instance.label,
+        start_id: &instance.start_id,
         runner_name,
         scope: scope.to_owned(),
         run: &settings.run,
@@ -472,10 +605,10 @@ async fn launch_runner(
         .image_id
         .as_ref()
         .ok_or_else(|| Error::Failed("image-id is missing".into()))?;
-    let spec = LaunchSpec {
+    Ok(LaunchSpec {
         image_id,
         security_group_ids: &instance.security_group_ids,
-        root_device_name: &instance.root_device_name,
+        learned,
         volume_size: instance.volume_size,
         boot_boost: settings.boot_boost,
         volume_initialization_rate: instance.volume_initialization_rate,
@@ -491,36 +624,91 @@ async fn launch_runner(
             settings.run.job.as_deref().unwrap_or("-"),
         ),
         max_spot_price: settings.max_spot_price,
-    };
-    cancel.check()?;
-    with(created, |c| c.launches_pending += 1);
-    // Not abandoned on a signal: see `Cancel`.
-    let result = launch::launch_first(client, &spec, candidates, || cancel.check().is_err()).await;
-    match result {
-        Ok((id, candidate, _failures)) => {
-            with(created, |c| {
-                c.instance_ids.push(id.clone());
-                c.launches_pending -= 1;
-            });
-            tracing::info!(instance = %id, "launched {}", launch::describe(&candidate));
-            cancel.check()?;
-            Ok(Started {
-                runner_name: runner_name.to_owned(),
-                instance_id: id,
-                zone: candidate.zone.clone(),
-                candidate,
-            })
+    })
+}
+
+/// What the image lookup means for the launch: the instance types that can
+/// run it, and what is known of its root device. Fails before anything is
+/// launched when the image cannot work (Windows, wrong architecture, a
+/// volume-size smaller than its snapshot, or a size that cannot be placed
+/// safely).
+pub(crate) fn image_facts(
+    settings: &StartSettings,
+    image: Lookup,
+) -> Result<(Vec<crate::settings::InstanceType>, RootDevice), Error> {
+    let instance = &settings.instance;
+    let (types, from_image) = match (&image, &instance.image_id) {
+        (Lookup::Found(found), Some(id)) => (
+            images::check(id, found, &instance.instance_types, instance.volume_size)
+                .map_err(Error::Failed)?,
+            found.root_device_name.clone(),
+        ),
+        (Lookup::Unavailable(why), _) => {
+            tracing::info!(
+                "image not described ({why}); the root device is found from EC2's answers"
+            );
+            (instance.instance_types.clone(), None)
         }
-        Err((err, failures)) => {
-            // Without an answer from EC2 (a transport failure after the SDK's
-            // retries) the request may still have created the instance: leave
-            // it counted as in flight, so the undo looks for it by tag.
-            if err.code.is_some() {
-                with(created, |c| c.launches_pending -= 1);
-            }
-            Err(launch_error(err, &failures))
+        (Lookup::Found(_), None) => (instance.instance_types.clone(), None),
+    };
+    let root = match (&instance.root_device_name, from_image) {
+        (Some(input), Some(image)) if *input != image => {
+            return Err(Error::Failed(format!(
+                "root-device-name is {input}, but the image's root device is {image}; set root-device-name: {image}, or leave it empty"
+            )));
+        }
+        (Some(input), _) => RootDevice::Input(input.clone()),
+        (None, Some(image)) => RootDevice::Known(image),
+        (None, None) => RootDevice::Probe(
+            launch::USUAL_ROOT_DEVICES
+                .iter()
+                .map(|d| (*d).to_owned())
+                .collect(),
+        ),
+    };
+    if !root.may_size() {
+        if let Some(size) = instance.volume_size {
+            return Err(Error::Failed(format!(
+                "volume-size {size} needs the image's root device name, which is not known: without it the size could land on an extra volume. Set root-device-name (/dev/sda1 for Ubuntu, /dev/xvda for Amazon Linux and Debian), or allow ec2:DescribeImages so the tool reads it"
+            )));
         }
     }
+    Ok((types, root))
+}
+
+/// The instance's root device is not where the root settings went: they
+/// made an extra volume, and the root has the image's own size and type.
+fn wrong_root_device(id: &str, actual: &str, mapped: &str) -> Error {
+    Error::Failed(format!(
+        "instance {id}'s root device is {actual}, but root-device-name is {mapped}: volume-size and the gp3 settings went to an extra volume, so the instance was terminated. Set root-device-name: {actual}, or leave it empty to detect it"
+    ))
+}
+
+/// State reasons that mean "capacity taken back at once", worth another candidate.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StateReason.html
+fn is_reclaimed(code: &str) -> bool {
+    matches!(
+        code,
+        "Server.SpotInstanceTermination" | "Server.InsufficientInstanceCapacity"
+    )
+}
+
+/// The error for an instance that ended before it ran, with the cause a
+/// user can act on.
+fn ended_at_launch(id: &str, state: &str, code: &str, reason: &str, region: &str) -> Error {
+    let why = if code == "Client.InternalError" {
+        // NOTE: an EBS volume encrypted with a customer-managed KMS key that
+        // the caller may not use ends the instance at launch with this reason.
+        // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html#troubleshooting-launch-internal
+        format!(
+            "This is EBS encryption failing: the volume's KMS key (the account's default EBS key, or the image's) is customer-managed and these credentials may not use it. Allow kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:GenerateDataKeyWithoutPlaintext and kms:ReEncrypt* on that key to this role, with the condition kms:ViaService = ec2.{region}.amazonaws.com, in the key policy or an IAM statement (see the README, \"Encrypted volumes with your own KMS key\")"
+        )
+    } else {
+        "Check the state reason in the EC2 console; for spot, re-run or use `market: spot-then-on-demand`".to_owned()
+    };
+    Error::Failed(format!(
+        "instance {id} reached state {state} before running ({code}: {reason}). {why}"
+    ))
 }
 
 fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {
@@ -553,17 +741,20 @@ fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {
     ))
 }
 
-/// Removes whatever this start created. Runs on failure and cancellation; it
-/// must fit in the few seconds GitHub allows between SIGINT and the kill, so
-/// it makes the fewest calls that can find everything: the known ids, plus
-/// one tag search when a launch was in flight.
+/// Removes whatever this start created. Runs on failure and cancellation;
+/// a cancelled start must be done before the runner kills the step (7.5 s
+/// after its SIGINT), so everything happens within `budget`: the instances
+/// and the runners are removed side by side, and what could not be removed
+/// is named, with the label, for the stop job or cleanup to finish.
 async fn undo(
     settings: &StartSettings,
     client: &Client,
     created: &Shared,
     github: Option<&Github>,
+    budget: Duration,
 ) {
-    let (mut ids, runners, pending_names, launch_pending) = with(created, |c| {
+    let deadline = Instant::now() + budget;
+    let (ids, runners, pending_names, launch_pending) = with(created, |c| {
         (
             c.instance_ids.clone(),
             c.runners.clone(),
@@ -571,58 +762,109 @@ async fn undo(
             c.launches_pending > 0,
         )
     });
-    if launch_pending {
-        // An instance created by a request whose answer we never saw is still
-        // tagged with the label at creation: find it by tag. EC2's search is
-        // eventually consistent, so look a few times. (Without a launch in
-        // flight there is nothing unseen, and a label a user reuses across
-        // runs must not lead us to another run's machine.)
-        let tries = 5;
-        for attempt in 0..tries {
-            if let Ok(found) =
-                instances::find_managed(client, Some(settings.instance.label.as_str())).await
-            {
-                let before = ids.len();
-                // Only machines of this start's runners: a label can be shared.
-                let ours = found.iter().filter(|i| {
-                    crate::tags::value(i.tags(), crate::tags::RUNNER_NAME).is_some_and(|n| {
-                        runners.iter().any(|(_, r)| r == n) || pending_names.iter().any(|p| p == n)
-                    })
-                });
-                for id in ours.filter_map(|i| i.instance_id()) {
-                    if !ids.iter().any(|k| k == id) {
-                        ids.push(id.to_owned());
-                    }
-                }
-                if ids.len() > before || attempt + 1 == tries {
-                    break;
+    let label = settings.instance.label.as_str();
+    let machines = async {
+        let mut ids = ids;
+        if launch_pending {
+            let found = find_unanswered(client, label, &runners, &pending_names, deadline).await;
+            for id in found {
+                if !ids.contains(&id) {
+                    ids.push(id);
                 }
             }
-            tokio::time::sleep(Duration::from_millis(400)).await;
         }
-    }
-    if !ids.is_empty() {
-        match instances::terminate(client, &ids).await {
-            Ok(()) => {
-                tracing::info!(instances = %ids.join(", "), "terminated after the failed start")
+        if ids.is_empty() {
+            return;
+        }
+        let left = instances::terminate_launched(
+            client,
+            &ids,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await;
+        if left.is_empty() {
+            tracing::info!(instances = %ids.join(", "), "terminated after the failed start");
+        } else {
+            actions::error_line(&format!(
+                "could not confirm the termination of {} within {} (EC2 did not show it shutting down; right after a launch it may not list the instance yet). The stop job or the cleanup mode will terminate it by its label {label}",
+                left.join(", "),
+                humantime::format_duration(budget)
+            ));
+        }
+    };
+    let runners = async {
+        let Some(github) = github else { return };
+        // Runners whose JIT answer never came are looked up by name first.
+        let lookups = pending_names.iter().map(|name| async move {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, github.find_runner(name)).await {
+                Ok(Ok(Some(runner))) => Some((runner.id, name.clone())),
+                _ => None,
             }
-            Err(err) => actions::error_line(&format!(
-                "could not terminate {} after the failed start: {err}. Terminate it by hand or run the cleanup mode",
-                ids.join(", ")
-            )),
+        });
+        let found = join_all(lookups).await;
+        let all: Vec<(u64, String)> = runners
+            .iter()
+            .cloned()
+            .chain(found.into_iter().flatten())
+            .collect();
+        let removals = all.iter().map(|(id, name)| async move {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, github.delete_runner(*id, name)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(format!("{name} ({err})")),
+                Err(_) => Some(format!("{name} (no answer in time)")),
+            }
+        });
+        let failed: Vec<String> = join_all(removals).await.into_iter().flatten().collect();
+        if !failed.is_empty() {
+            actions::warning(&format!(
+                "could not delete runner(s) {} after the failed start; the stop job or the cleanup mode removes them (label {label})",
+                failed.join(", ")
+            ));
         }
-    }
-    let Some(github) = github else { return };
-    for (id, name) in &runners {
-        if let Err(err) = github.delete_runner(*id, name).await {
-            actions::warning(&format!("could not delete runner {name}: {err}"));
+    };
+    tokio::join!(machines, runners);
+}
+
+/// Finds instances created by a RunInstances whose answer never came: they
+/// are tagged at creation, so a search by label finds them once EC2's
+/// eventually consistent search catches up. Only this start's runners'
+/// machines count (a label can be shared); without a launch in flight there
+/// is nothing unseen, so this is never called then.
+async fn find_unanswered(
+    client: &Client,
+    label: &str,
+    runners: &[(u64, String)],
+    pending_names: &[String],
+    deadline: Instant,
+) -> Vec<String> {
+    let ours = |name: &str| {
+        runners.iter().any(|(_, r)| r == name) || pending_names.iter().any(|p| p == name)
+    };
+    let mut found = Vec::new();
+    for _ in 0..5 {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Ok(instances)) =
+            tokio::time::timeout(remaining, instances::find_managed(client, Some(label))).await
+        {
+            found = instances
+                .iter()
+                .filter(|i| {
+                    crate::tags::value(i.tags(), crate::tags::RUNNER_NAME).is_some_and(ours)
+                })
+                .filter_map(|i| i.instance_id().map(str::to_owned))
+                .collect();
+            if !found.is_empty() {
+                break;
+            }
         }
-    }
-    for name in &pending_names {
-        if let Ok(Some(runner)) = github.find_runner(name).await {
-            let _ = github.delete_runner(runner.id, name).await;
+        if Instant::now() + Duration::from_millis(400) >= deadline {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
+    found
 }
 
 /// Writes the outputs and the step summary.

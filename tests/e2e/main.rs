@@ -11,5 +11,6 @@ mod load;
 mod orphans;
 mod placement;
 mod readme;
+mod real_ec2;
 mod secrets;
 mod start_stop;

@@ -51,7 +51,9 @@ fn cleanup_reaps_orphans_of_every_kind_and_keeps_the_keepers() {
     ]);
     // A runner of ours whose machine is long gone, and one that is not ours.
     env.create_runner("ec2-8-1-a-hhhhhh-1", "offline", false);
-    env.create_runner("my-own-runner", "offline", false);
+    env.create_foreign_runner("my-own-runner", "offline");
+    // Named the way the tool names its runners, but not registered by it.
+    env.create_foreign_runner("ec2-9-1-a-iiiiii-1", "offline");
 
     let cleanup = |dry: bool| {
         let mut cmd = env.command(&["cleanup"]);
@@ -68,7 +70,7 @@ fn cleanup_reaps_orphans_of_every_kind_and_keeps_the_keepers() {
     let dry = cleanup(true);
     dry.assert_ok();
     assert_eq!(env.live_instances().len(), 8, "a dry run changes nothing");
-    assert_eq!(env.runners().len(), 7);
+    assert_eq!(env.runners().len(), 8);
     for id in [&old_busy, &finished, &never_online] {
         let row = dry
             .summary
@@ -114,6 +116,7 @@ fn cleanup_reaps_orphans_of_every_kind_and_keeps_the_keepers() {
             "ec2-5-1-a-eeeeee-1",
             "ec2-6-1-a-ffffff-1",
             "ec2-7-1-a-gggggg-1",
+            "ec2-9-1-a-iiiiii-1",
             "my-own-runner"
         ],
         "offline runners of reaped machines and of gone machines are deleted; a busy one waits for its machine to die"

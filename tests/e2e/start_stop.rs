@@ -246,24 +246,68 @@ fn client_id_app_auth_and_token_auth_both_work_for_repo_and_org() {
 #[test]
 fn the_policy_command_prints_exactly_the_six_actions_and_they_suffice() {
     let env = Env::start();
-    let policy = env.run(&["policy"], &[]);
-    policy.assert_ok();
-    let doc: Value = serde_json::from_str(&policy.stdout).unwrap();
-    let actions: Vec<&str> = doc["Statement"][0]["Action"]
+    let doc = env.policy();
+    let mut actions: Vec<&str> = doc["Statement"]
         .as_array()
         .unwrap()
         .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap())
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(actions.len(), 6);
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        [
+            "ec2:CreateTags",
+            "ec2:DescribeInstances",
+            "ec2:DescribeSpotPriceHistory",
+            "ec2:ModifyVolume",
+            "ec2:RunInstances",
+            "ec2:TerminateInstances"
+        ]
+    );
+    let unscoped = env.run(&["policy", "--unscoped"], &[]);
+    unscoped.assert_ok();
+    let plain: Value = serde_json::from_str(&unscoped.stdout).unwrap();
+    assert_eq!(plain["Statement"][0]["Resource"], "*");
+    assert_eq!(plain["Statement"][0]["Action"].as_array().unwrap().len(), 6);
 
-    // A user holding exactly that policy, with IAM enforced from here on.
+    // A user holding exactly the scoped policy, with IAM enforced from here
+    // on and the shim checking its tag conditions as EC2 does.
     let mut env = env;
     env.act_as("runner-bot", &doc);
     let run = env.start_runner(&[]);
     run.assert_ok();
     let label = run.output("label").to_owned();
-    env.stop_runner(&label, &[]).assert_ok();
+    env.stop_runner(&label, &[("INPUT_START_ID", run.output("start-id"))])
+        .assert_ok();
+    // The undo of a start that fails after its launch (the runner never
+    // comes online) terminates under the same policy.
+    let failed = env.start_runner(&[("INPUT_WAIT_FOR", "online"), ("INPUT_TIMEOUT", "10s")]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert!(failed.error().contains("online"), "{}", failed.error());
+    // Cleanup reaps a machine past its lifetime under it too.
+    let old = chrono::Utc::now() - chrono::Duration::hours(8);
+    let admin_key = ("testing".to_owned(), "testing".to_owned());
+    let user_key = std::mem::replace(&mut env.aws_key, admin_key);
+    let orphan = env.create_instance(&[
+        ("ec2-spot-runner:managed", "true"),
+        ("ec2-spot-runner:label", "orphan"),
+        ("ec2-spot-runner:runner-name", "orphan-1"),
+        ("ec2-spot-runner:created-at", &old.to_rfc3339()),
+    ]);
+    env.aws_key = user_key;
+    env.run_app(&["cleanup"], &[("INPUT_SETTLE", "0s")])
+        .assert_ok();
+    // Nothing the tool did needed more than the policy: no call was denied
+    // but the optional image lookup, which a start does without.
+    let denied: Vec<Value> = env
+        .ec2_calls()
+        .into_iter()
+        .filter(|c| c["error_code"] == "UnauthorizedOperation" && c["action"] != "DescribeImages")
+        .collect();
+    assert!(denied.is_empty(), "denied calls: {denied:#?}");
     env.aws_key = ("testing".into(), "testing".into());
     assert!(env.live_instances().is_empty());
+    assert_eq!(env.state_of(&orphan), "terminated");
 }

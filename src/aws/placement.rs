@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{Filter, InstanceType as Ec2InstanceType};
+use aws_sdk_ec2::types::Filter;
 
 use crate::aws::AwsError;
 use crate::settings::{InstanceType, MarketPolicy, SubnetId};
@@ -56,9 +56,18 @@ pub(crate) struct Candidate {
     pub(crate) spot_price: Option<f64>,
 }
 
+/// The product descriptions of Linux spot prices: accounts made in the
+/// EC2-Classic era see VPC prices under the second name.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotPriceHistory.html
+const LINUX: [&str; 2] = ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"];
+
 /// Fetches the current Linux spot price of each type in each zone. One call
 /// (paginated) covers every type; asking from "now" returns only the latest
-/// price per type and zone.
+/// price per type and zone. The types go in as a filter, not as the
+/// `InstanceType` parameter: EC2 refuses the whole call when one value of
+/// that parameter is not a type it knows, while a filter value that matches
+/// nothing just finds no price, so one mistyped type cannot cost the others
+/// their ranking.
 pub(crate) async fn spot_prices(
     client: &Client,
     types: &[InstanceType],
@@ -66,16 +75,16 @@ pub(crate) async fn spot_prices(
     let mut latest: HashMap<(String, String), (aws_smithy_types::DateTime, f64)> = HashMap::new();
     let mut pages = client
         .describe_spot_price_history()
-        .set_instance_types(Some(
-            types
-                .iter()
-                .map(|t| Ec2InstanceType::from(t.as_str()))
-                .collect(),
-        ))
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .set_values(Some(types.iter().map(|t| t.as_str().to_owned()).collect()))
+                .build(),
+        )
         .filters(
             Filter::builder()
                 .name("product-description")
-                .values("Linux/UNIX")
+                .set_values(Some(LINUX.iter().map(|d| (*d).to_owned()).collect()))
                 .build(),
         )
         .start_time(aws_smithy_types::DateTime::from(
@@ -95,9 +104,11 @@ pub(crate) async fn spot_prices(
                 continue;
             };
             let key = (kind.as_str().to_owned(), zone.to_owned());
-            let newer = latest
-                .get(&key)
-                .is_none_or(|(seen, _)| at.secs() > seen.secs());
+            // One price per type and zone: the newest, and of two as new
+            // (one per product description) the lower.
+            let newer = latest.get(&key).is_none_or(|(seen, old)| {
+                at.secs() > seen.secs() || (at.secs() == seen.secs() && price < *old)
+            });
             if newer {
                 latest.insert(key, (*at, price));
             }
@@ -121,10 +132,34 @@ pub(crate) async fn spot_prices(
     Ok(prices)
 }
 
+/// The types that have no spot price in any zone: the region does not
+/// offer them, or the name is mistyped.
+pub(crate) fn unpriced_types<'a>(
+    types: &'a [InstanceType],
+    prices: &[SpotPrice],
+) -> Vec<&'a InstanceType> {
+    types
+        .iter()
+        .filter(|t| !prices.iter().any(|p| &p.instance_type == *t))
+        .collect()
+}
+
+/// Whether `zone` is one of the region's standard availability zones
+/// (`us-east-1a`), not a Local Zone (`us-east-1-bos-1a`) or a Wavelength
+/// Zone (`us-east-1-wl1-bos-wlz-1`), which the price history lists too but
+/// which an account must opt in to and which offer few types.
+// NOTE: https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-availability-zones.html
+pub(crate) fn is_standard_zone(region: &str, zone: &str) -> bool {
+    zone.strip_prefix(region)
+        .is_some_and(|rest| rest.len() == 1 && rest.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 /// What ranking needs to know besides the prices.
 pub(crate) struct RankInput<'a> {
     /// Acceptable types, preferred first.
     pub(crate) types: &'a [InstanceType],
+    /// The region, to tell its standard zones from Local and Wavelength Zones.
+    pub(crate) region: &'a str,
     /// Zones the user allows (empty: all).
     pub(crate) zones: &'a [String],
     /// Subnets the user gave, in order, with their zone when known.
@@ -146,7 +181,13 @@ pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate
             .position(|x| x == t)
             .unwrap_or(usize::MAX)
     };
-    let zone_allowed = |z: &str| input.zones.is_empty() || input.zones.iter().any(|a| a == z);
+    let zone_allowed = |z: &str| {
+        if input.zones.is_empty() {
+            is_standard_zone(input.region, z)
+        } else {
+            input.zones.iter().any(|a| a == z)
+        }
+    };
     let price_ok = |p: f64| input.max_spot_price.is_none_or(|max| p <= max);
     let mut candidates = Vec::new();
 
@@ -359,6 +400,7 @@ mod tests {
         ];
         let input = RankInput {
             types: &types,
+            region: "us-east-1",
             zones: &[],
             subnets: &[],
             max_spot_price: None,
@@ -386,6 +428,7 @@ mod tests {
         let zones = ["us-east-1a".to_owned()];
         let mut input = RankInput {
             types: &types,
+            region: "us-east-1",
             zones: &zones,
             subnets: &[],
             max_spot_price: Some(0.04),
@@ -409,11 +452,46 @@ mod tests {
     }
 
     #[test]
+    fn local_and_wavelength_zones_are_left_out_unless_named() {
+        let types = [t("c7i.large")];
+        let prices = [
+            price("c7i.large", "us-east-1-bos-1a", 0.01),
+            price("c7i.large", "us-east-1-wl1-bos-wlz-1", 0.02),
+            price("c7i.large", "us-east-1b", 0.03),
+        ];
+        let input = RankInput {
+            types: &types,
+            region: "us-east-1",
+            zones: &[],
+            subnets: &[],
+            max_spot_price: None,
+            policy: MarketPolicy::Spot,
+        };
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            ["spot c7i.large us-east-1b -"]
+        );
+        let named = ["us-east-1-bos-1a".to_owned()];
+        let input = RankInput {
+            zones: &named,
+            ..input
+        };
+        assert_eq!(
+            summary(&rank(&input, &prices)),
+            ["spot c7i.large us-east-1-bos-1a -"]
+        );
+        assert!(is_standard_zone("eu-west-1", "eu-west-1c"));
+        assert!(!is_standard_zone("us-west-2", "us-west-2-lax-1a"));
+        assert!(!is_standard_zone("us-east-1", "us-east-10"));
+    }
+
+    #[test]
     fn types_without_prices_still_get_a_spot_try() {
         let types = [t("c7i.large"), t("m7i.large")];
         let prices = [price("c7i.large", "us-east-1a", 0.05)];
         let input = RankInput {
             types: &types,
+            region: "us-east-1",
             zones: &[],
             subnets: &[],
             max_spot_price: None,
@@ -437,6 +515,7 @@ mod tests {
         let unknown = [(a.clone(), None), (b.clone(), None)];
         let input = RankInput {
             types: &types,
+            region: "us-east-1",
             zones: &[],
             subnets: &unknown,
             max_spot_price: None,

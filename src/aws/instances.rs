@@ -88,6 +88,78 @@ pub(crate) async fn terminate(client: &Client, ids: &[String]) -> Result<(), Aws
     Ok(())
 }
 
+/// Terminates instances that this process launched, whose ids came from
+/// RunInstances answers. Right after a launch EC2 may answer
+/// `InvalidInstanceID.NotFound` for such an id: that means "not visible
+/// yet", not "gone", so it keeps trying (with backoff, each call bounded)
+/// until EC2 confirms `shutting-down` or `terminated` for every id or
+/// `budget` runs out. Returns the ids it could not confirm.
+// NOTE: https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html
+pub(crate) async fn terminate_launched(
+    client: &Client,
+    ids: &[String],
+    budget: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + budget;
+    let mut left: Vec<String> = ids.to_vec();
+    let mut delay = Duration::from_millis(200);
+    while !left.is_empty() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        // One call at a time, each within what is left of the budget: the
+        // SDK's own retries must not outlast it.
+        let call = client
+            .terminate_instances()
+            .set_instance_ids(Some(left.clone()))
+            .send();
+        match tokio::time::timeout(remaining, call).await {
+            Ok(Ok(output)) => {
+                let confirmed: Vec<&str> = output
+                    .terminating_instances()
+                    .iter()
+                    .filter(|c| {
+                        matches!(
+                            c.current_state().and_then(|s| s.name()),
+                            Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+                        )
+                    })
+                    .filter_map(|c| c.instance_id())
+                    .collect();
+                left.retain(|id| !confirmed.contains(&id.as_str()));
+                continue;
+            }
+            Ok(Err(err)) => {
+                let err = AwsError::from_sdk("TerminateInstances", &err);
+                if err.code.as_deref() == Some("InvalidInstanceID.NotFound") && left.len() > 1 {
+                    // One id not visible yet fails the batch: go one by one.
+                    let mut still = Vec::new();
+                    for id in &left {
+                        let one = client.terminate_instances().instance_ids(id).send();
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        match tokio::time::timeout(remaining, one).await {
+                            Ok(Ok(_)) => {}
+                            _ => still.push(id.clone()),
+                        }
+                    }
+                    left = still;
+                } else {
+                    tracing::debug!("terminate not confirmed yet: {err}");
+                }
+            }
+            Err(_) => break,
+        }
+        if left.is_empty() {
+            break;
+        }
+        let pause = delay.min(deadline.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(pause).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+    left
+}
+
 /// The polling schedule while waiting: fast at first (an instance is often
 /// `running` within seconds), never slower than 1 s during the first 30 s,
 /// then backing off to 5 s so a long wait costs few calls.
@@ -111,7 +183,9 @@ pub(crate) enum Wait {
         id: String,
         /// The state it reached.
         state: String,
-        /// EC2's state reason.
+        /// EC2's state reason code (`Client.InternalError`, `Server.SpotInstanceTermination`, …).
+        code: String,
+        /// EC2's state reason message.
         reason: String,
     },
     /// The deadline passed.
@@ -154,6 +228,11 @@ pub(crate) async fn wait_running(
                             return Ok(Wait::Failed {
                                 id: id.clone(),
                                 state: other.as_str().to_owned(),
+                                code: instance
+                                    .state_reason()
+                                    .and_then(|r| r.code())
+                                    .unwrap_or_default()
+                                    .to_owned(),
                                 reason: instance
                                     .state_reason()
                                     .and_then(|r| r.message())

@@ -1,0 +1,208 @@
+//! The image to launch: what ec2:DescribeImages (an optional extra, outside
+//! the six actions) says of it, and the checks made before anything is
+//! launched — root device, architecture against the instance types,
+//! platform, and the root snapshot's size.
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{ArchitectureValues, PlatformValues};
+
+use crate::aws::AwsError;
+use crate::settings::{ImageId, InstanceType};
+
+/// What the start needs to know of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Image {
+    /// The device name of the root volume (`/dev/sda1`, `/dev/xvda`).
+    pub(crate) root_device_name: Option<String>,
+    /// `x86_64`, `arm64`, …
+    pub(crate) architecture: Option<String>,
+    /// Whether it is a Windows image.
+    pub(crate) windows: bool,
+    /// The size of the root device's snapshot, in GiB.
+    pub(crate) root_snapshot_size: Option<i32>,
+}
+
+/// How the lookup went.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// EC2 described the image.
+    Found(Image),
+    /// Not allowed or not answered: the start goes on without it.
+    Unavailable(String),
+}
+
+/// Describes one image. A denial is not an error (the action is an optional
+/// extra); an image EC2 does not know is, since no launch could succeed.
+pub(crate) async fn describe(client: &Client, image_id: &ImageId) -> Result<Lookup, AwsError> {
+    let result = client
+        .describe_images()
+        .image_ids(image_id.as_str())
+        .send()
+        .await;
+    let output = match result {
+        Ok(output) => output,
+        Err(err) => {
+            let err = AwsError::from_sdk("DescribeImages", &err);
+            return match err.code.as_deref() {
+                Some(code) if code.starts_with("InvalidAMIID") => Err(err),
+                Some("UnauthorizedOperation" | "AccessDenied") => Ok(Lookup::Unavailable(
+                    "ec2:DescribeImages is not allowed".to_owned(),
+                )),
+                _ => Ok(Lookup::Unavailable(err.to_string())),
+            };
+        }
+    };
+    let Some(image) = output.images().first() else {
+        // NOTE: EC2 answers an empty list, not an error, for an image that
+        // exists but is not shared with the account (and for some deregistered ones).
+        // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeImages.html
+        return Err(AwsError {
+            action: "DescribeImages",
+            code: Some("InvalidAMIID.NotFound".to_owned()),
+            detail: format!(
+                "image {image_id} is not visible to this account in this region"
+            ),
+            hint: Some("Check `image-id`: the AMI must exist in this region and be public or shared with this account".to_owned()),
+        });
+    };
+    let root_device_name = image.root_device_name().map(str::to_owned);
+    let root_snapshot_size = image
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name().is_some() && m.device_name() == root_device_name.as_deref())
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_size());
+    Ok(Lookup::Found(Image {
+        root_device_name,
+        architecture: image.architecture().map(|a| match a {
+            ArchitectureValues::X8664 => "x86_64".to_owned(),
+            other => other.as_str().to_owned(),
+        }),
+        // `Platform` is `windows` for Windows images and absent otherwise;
+        // `PlatformDetails` names the operating system (`Windows`, `Linux/UNIX`, …).
+        windows: image.platform().is_some_and(|p| {
+            p.as_str()
+                .eq_ignore_ascii_case(PlatformValues::Windows.as_str())
+        }) || image
+            .platform_details()
+            .is_some_and(|d| d.to_ascii_lowercase().starts_with("windows")),
+        root_snapshot_size,
+    }))
+}
+
+/// The instance types that can run the image, or why none can. Types whose
+/// architecture is not known are kept: EC2 has the last word on them.
+pub(crate) fn check(
+    image_id: &ImageId,
+    image: &Image,
+    types: &[InstanceType],
+    volume_size: Option<i32>,
+) -> Result<Vec<InstanceType>, String> {
+    if image.windows {
+        return Err(format!(
+            "image-id {image_id} is a Windows image; the runner is set up by a Linux user-data script, so use a Linux AMI (Ubuntu, Amazon Linux, Debian, …)"
+        ));
+    }
+    if let (Some(size), Some(snapshot)) = (volume_size, image.root_snapshot_size) {
+        if size < snapshot {
+            return Err(format!(
+                "volume-size {size} is smaller than the {snapshot} GiB root snapshot of image {image_id}; set volume-size to at least {snapshot}, or leave it empty for the image's size"
+            ));
+        }
+    }
+    let Some(arch) = image.architecture.as_deref() else {
+        return Ok(types.to_vec());
+    };
+    let (fit, misfit): (Vec<&InstanceType>, Vec<&InstanceType>) = types
+        .iter()
+        .partition(|t| t.architecture().is_none_or(|a| a == arch));
+    if fit.is_empty() {
+        let names: Vec<&str> = misfit.iter().map(|t| t.as_str()).collect();
+        let example = if arch == "arm64" {
+            "c7g.large, m7g.large"
+        } else {
+            "c7i.large, m7i.large"
+        };
+        return Err(format!(
+            "image {image_id} is for {arch}, but instance-types {} are not; list {arch} types (e.g. {example}), or use an image built for their architecture",
+            names.join(", ")
+        ));
+    }
+    if !misfit.is_empty() {
+        let names: Vec<&str> = misfit.iter().map(|t| t.as_str()).collect();
+        crate::actions::warning(&format!(
+            "instance-types {} cannot run image {image_id} ({arch}); trying only {}",
+            names.join(", "),
+            fit.iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(fit.into_iter().cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types(names: &[&str]) -> Vec<InstanceType> {
+        names
+            .iter()
+            .map(|n| InstanceType::parse(n).unwrap())
+            .collect()
+    }
+
+    fn image(arch: &str) -> Image {
+        Image {
+            root_device_name: Some("/dev/xvda".into()),
+            architecture: Some(arch.into()),
+            windows: false,
+            root_snapshot_size: Some(8),
+        }
+    }
+
+    #[test]
+    fn an_image_only_runs_on_types_of_its_architecture() {
+        let id = ImageId::parse("image-id", "ami-0123456789abcdef0").unwrap();
+        let err = check(
+            &id,
+            &image("arm64"),
+            &types(&["c7i.large", "m7i.large"]),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("arm64") && err.contains("c7i.large, m7i.large") && err.contains("c7g"),
+            "{err}"
+        );
+        assert_eq!(
+            check(
+                &id,
+                &image("arm64"),
+                &types(&["c7i.large", "c7g.large"]),
+                None
+            )
+            .unwrap(),
+            types(&["c7g.large"])
+        );
+        assert_eq!(
+            check(&id, &image("x86_64"), &types(&["c7i.large"]), None).unwrap(),
+            types(&["c7i.large"])
+        );
+    }
+
+    #[test]
+    fn windows_images_and_too_small_volumes_are_refused() {
+        let id = ImageId::parse("image-id", "ami-0123456789abcdef0").unwrap();
+        let windows = Image {
+            windows: true,
+            ..image("x86_64")
+        };
+        let err = check(&id, &windows, &types(&["c7i.large"]), None).unwrap_err();
+        assert!(err.contains("Windows"), "{err}");
+        let err = check(&id, &image("x86_64"), &types(&["c7i.large"]), Some(4)).unwrap_err();
+        assert!(err.contains("at least 8"), "{err}");
+        assert!(check(&id, &image("x86_64"), &types(&["c7i.large"]), Some(8)).is_ok());
+    }
+}

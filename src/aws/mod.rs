@@ -1,0 +1,12 @@
+//! The AWS side: the EC2 client and its errors, the launch request and
+//! walk, placement (prices and ranking), images, and instance lifecycle.
+
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod images;
+pub(crate) mod instances;
+pub(crate) mod launch;
+pub(crate) mod placement;
+
+pub(crate) use client::ec2_client;
+pub(crate) use error::AwsError;
