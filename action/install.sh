@@ -190,12 +190,28 @@ url="$base/$asset"
 mkdir -p "$cache_dir"
 partial="$cache_dir/.$tool.download.$$"
 trap 'rm -f "$partial"' EXIT
+# The runner cancels a step with SIGINT (then SIGTERM) to this process only:
+# stop the download and leave nothing half-written in the tool cache.
+curl_pid=""
+cancelled() {
+    [[ -n "$curl_pid" ]] && kill "$curl_pid" 2>/dev/null
+    rm -f "$partial"
+    printf '::warning title=ec2-spot-runner::%s\n' "$(escape "install cancelled by $1; nothing was installed")"
+    exit "$2"
+}
+trap 'cancelled SIGINT 130' INT
+trap 'cancelled SIGTERM 143' TERM
 
 echo "Downloading $url"
 started=$(now_ms)
-if ! curl --proto '=https' --tlsv1.2 -fsSL --retry 3 --retry-all-errors -o "$partial" "$url"; then
+# In the background, so that a signal is handled at once rather than after
+# the download (bash runs a trap only when the foreground command ends).
+curl --proto '=https' --tlsv1.2 -fsSL --retry 3 --retry-all-errors -o "$partial" "$url" &
+curl_pid=$!
+if ! wait "$curl_pid"; then
     fail "download of $url failed; check download-base-url and that release v$version has the asset $tool-$target"
 fi
+curl_pid=""
 downloaded=$(now_ms)
 actual=$(sha256_of "$partial")
 verified=$(now_ms)

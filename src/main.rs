@@ -3,6 +3,7 @@
 
 mod actions;
 mod aws;
+mod cancel;
 mod cli;
 mod error;
 mod error_chain;

@@ -11,6 +11,7 @@ use aws_sdk_ec2::types::Instance;
 use crate::actions::{self, Table};
 use crate::aws;
 use crate::aws::instances;
+use crate::cancel::Cancel;
 use crate::cli::CleanupArgs;
 use crate::error::Error;
 use crate::github::{self, runners::Runner};
@@ -112,9 +113,14 @@ struct Row {
     decision: Decision,
 }
 
-/// Runs `cleanup`.
+/// Runs `cleanup`; a signal lets it finish inside the runner's SIGINT window.
 pub(crate) async fn run(args: CleanupArgs) -> Result<(), Error> {
     let settings = CleanupSettings::from_args(&args)?;
+    let cancel = Cancel::listen();
+    cancel.finish(cleanup(&settings)).await
+}
+
+async fn cleanup(settings: &CleanupSettings) -> Result<(), Error> {
     let client = aws::ec2_client(settings.region.clone()).await?;
     let (found, github) = tokio::join!(
         instances::find_managed(&client, None),

@@ -16,6 +16,7 @@ use crate::aws::instances::{self, Wait};
 use crate::aws::launch::{self, LaunchSpec, Launched, Learned, RootDevice};
 use crate::aws::placement::{self, Candidate, RankInput, SpotPrice};
 use crate::aws::{self, AwsError};
+use crate::cancel::Cancel;
 use crate::cli::StartArgs;
 use crate::error::Error;
 use crate::github::runners::JitRunner;
@@ -89,82 +90,11 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
             let undo_began = Instant::now();
             // The runner kills the step 7.5 s after its SIGINT: a cancelled
             // start must be done well before. A failed one has more time.
-            let budget = if cancel.check().is_err() {
-                Duration::from_secs(6)
-            } else {
-                Duration::from_secs(30)
-            };
+            let budget = cancel.undo_budget().unwrap_or(Duration::from_secs(30));
             undo(&settings, &client, &created, github_slot.get(), budget).await;
             tracing::info!(elapsed = ?undo_began.elapsed(), "undo finished");
             Err(err)
         }
-    }
-}
-
-/// Cancellation, as seen by the start: a signal sets it, and the start
-/// checks it at every point where stopping is safe. Waits (GitHub calls,
-/// price lookups, polling) are abandoned at once; a RunInstances in flight
-/// is allowed to answer, so that its instance id is known and terminated
-/// rather than left to a tag search that EC2's eventual consistency can miss.
-#[derive(Clone)]
-struct Cancel(tokio::sync::watch::Receiver<Option<&'static str>>);
-
-impl Cancel {
-    /// Starts listening for SIGINT and SIGTERM.
-    fn listen() -> Self {
-        let (tx, rx) = tokio::sync::watch::channel(None);
-        tokio::spawn(async move {
-            let signal = cancelled().await;
-            tracing::warn!("{signal} received: removing what this start created");
-            let _ = tx.send(Some(signal));
-            // Keep listening, so a second signal (GitHub sends SIGINT, then
-            // SIGTERM) does not kill the process in the middle of the undo.
-            loop {
-                let again = cancelled().await;
-                tracing::warn!("{again} received again: still cleaning up");
-            }
-        });
-        Self(rx)
-    }
-
-    /// Fails with `Cancelled` once a signal has arrived.
-    fn check(&self) -> Result<(), Error> {
-        match *self.0.borrow() {
-            Some(signal) => Err(Error::Cancelled { signal }),
-            None => Ok(()),
-        }
-    }
-
-    /// Runs `work`, abandoning it when a signal arrives.
-    async fn guard<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        self.check()?;
-        let mut rx = self.0.clone();
-        tokio::select! {
-            result = work => result,
-            _ = rx.wait_for(Option::is_some) => {
-                self.check()?;
-                Err(Error::Cancelled { signal: "a signal" })
-            }
-        }
-    }
-}
-
-/// Resolves with the name of the next SIGINT or SIGTERM.
-async fn cancelled() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers we cannot be cancelled cleanly; never resolve.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
     }
 }
 
@@ -538,9 +468,18 @@ impl Launch<'_> {
         )?;
         cancel.check()?;
         with(created, |c| c.launches_pending += 1);
-        // Not abandoned on a signal: see `Cancel`.
-        let result =
-            launch::launch_first(client, &spec, candidates, from, || cancel.check().is_err()).await;
+        // Not abandoned at once on a signal (see `Cancel::in_flight`): its
+        // answer names the instance to terminate. Given up on, it stays
+        // counted as pending, so the undo searches for it by tag.
+        let result = cancel
+            .in_flight(launch::launch_first(
+                client,
+                &spec,
+                candidates,
+                from,
+                || cancel.check().is_err(),
+            ))
+            .await?;
         match result {
             Ok((launched, _failures)) => {
                 let Launched {

@@ -6,15 +6,23 @@
 use crate::actions;
 use crate::aws;
 use crate::aws::instances;
+use crate::cancel::Cancel;
 use crate::cli::StopArgs;
 use crate::error::Error;
 use crate::github;
 use crate::settings::StopSettings;
 use crate::tags;
 
-/// Runs `stop`.
+/// Runs `stop`. A signal (the job being cancelled) does not stop it: the
+/// terminate goes out first and the rest finishes inside the runner's
+/// SIGINT window.
 pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
     let settings = StopSettings::from_args(&args)?;
+    let cancel = Cancel::listen();
+    cancel.finish(stop(&settings)).await
+}
+
+async fn stop(settings: &StopSettings) -> Result<(), Error> {
     let client = aws::ec2_client(settings.region.clone()).await?;
     let label = settings.label.as_str();
     let (found, github) = tokio::join!(

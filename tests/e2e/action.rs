@@ -8,7 +8,7 @@
 //! cold start costs. The last ones hold action.yml and the workflows to the
 //! CLI and to the pinning rules.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -671,6 +671,61 @@ impl Release {
             host_target()
         ))
     }
+}
+
+#[test]
+fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
+    let env = Env::start();
+    let work = tempfile::tempdir().unwrap();
+    let release = Release::new(&work.path().join("r"));
+    release.publish(&release.good);
+    // A slow link: the download would take about a minute.
+    let rate = (release.good.len() / 60).max(1024);
+    std::fs::write(work.path().join("r/release/rate"), rate.to_string()).unwrap();
+    let base = release.base_url();
+    let inputs = HashMap::from([("download-base-url", base.as_str())]);
+    let step = crate::cancel::step("install", &inputs, "");
+    let cache = work.path().join("tool_cache");
+    let mut step = step;
+    step.env
+        .push(("RUNNER_TOOL_CACHE".into(), cache.display().to_string()));
+    step.env.push((
+        "CURL_CA_BUNDLE".into(),
+        release.server.ca.display().to_string(),
+    ));
+    let child = crate::cancel::spawn_in(&env, &step, work.path(), &release.action);
+    let began = Instant::now();
+    while release.server.gets().is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the download never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let partial_seen = std::fs::read_dir(release.cached(&cache).parent().unwrap())
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert_eq!(partial_seen, 1, "the download is under way");
+    let ended = crate::cancel::cancel_like_the_runner(child);
+    assert_eq!(ended.needed, "SIGINT", "{}", ended.output);
+    assert_eq!(ended.code, Some(130), "{}", ended.output);
+    assert!(
+        ended.output.contains("install cancelled by SIGINT"),
+        "{}",
+        ended.output
+    );
+    let dir = release.cached(&cache).parent().unwrap().to_owned();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing half-written is kept: {left:?}");
+    assert!(
+        !work.path().join("step-output").exists()
+            || installed_path(&work.path().join("step-output")).is_none(),
+        "no path was handed on"
+    );
+    eprintln!("install cancelled: SIGINT to exit {:?}", ended.took);
 }
 
 fn cleanup_workflow() -> String {
