@@ -194,10 +194,15 @@ const MAX_LABEL_LEN: usize = 50;
 
 /// Six random lowercase letters and digits.
 fn random_suffix() -> String {
+    random_part(6)
+}
+
+/// `len` random lowercase letters and digits.
+pub(crate) fn random_part(len: usize) -> String {
     use rand::Rng;
     rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
-        .take(6)
+        .take(len)
         .map(|c| char::from(c).to_ascii_lowercase())
         .collect()
 }
@@ -573,6 +578,7 @@ pub(crate) enum AppIdentifier {
 }
 
 /// The private key of a GitHub App, parsed and checked before any request.
+#[derive(Clone)]
 pub(crate) struct AppKey {
     /// The key ready for signing.
     pub(crate) key: octocrab::jsonwebtoken::EncodingKey,
@@ -585,7 +591,7 @@ impl fmt::Debug for AppKey {
 }
 
 /// How to authenticate to GitHub.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum GithubAuth {
     /// A personal access token or an installation token, used as given.
     Token(SecretString),
@@ -601,7 +607,7 @@ pub(crate) enum GithubAuth {
 }
 
 /// Everything needed to talk to GitHub.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct GithubSettings {
     /// API base URL, without a trailing slash.
     pub(crate) api_url: String,

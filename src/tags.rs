@@ -105,31 +105,52 @@ impl LaunchTags<'_> {
     }
 }
 
-/// Whether `name` is `prefix-N`: the runner names of one start.
+/// The name a runner tries when GitHub already holds `name`: the same
+/// name, a `-`, and a fresh random part.
+pub(crate) fn retry_name(name: &str, random: &str) -> String {
+    format!("{name}-{random}")
+}
+
+/// Whether `rest` is a runner's number, `N`, or a number with the random
+/// part of a retried name, `N-xxxx`.
+fn is_runner_number(rest: &str) -> bool {
+    let (number, retry) = match rest.split_once('-') {
+        Some((number, retry)) => (number, Some(retry)),
+        None => (rest, None),
+    };
+    !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && retry.is_none_or(|r| {
+            r.len() == 4
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+/// Whether `name` is `prefix-N` (or a retried `prefix-N-xxxx`): the runner
+/// names of one start.
 pub(crate) fn is_numbered(prefix: &str, name: &str) -> bool {
     name.strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('-'))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(is_runner_number)
 }
 
 /// Whether `name` is a runner name the tool gives under `label`: `label-N`,
-/// or `label-xxxxxx-N` when the user chose the label.
+/// or `label-xxxxxx-N` when the user chose the label (each maybe retried).
 pub(crate) fn is_runner_of(label: &str, name: &str) -> bool {
     let Some(rest) = name.strip_prefix(label).and_then(|r| r.strip_prefix('-')) else {
         return false;
     };
-    let rest = match rest.split_once('-') {
-        Some((random, rest))
-            if random.len() == 6
-                && random
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
-        {
-            rest
-        }
-        _ => rest,
-    };
-    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+    if is_runner_number(rest) {
+        return true;
+    }
+    rest.split_once('-').is_some_and(|(random, rest)| {
+        random.len() == 6
+            && random
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && is_runner_number(rest)
+    })
 }
 
 /// Reads a tag's value from an instance's tags.
@@ -152,6 +173,13 @@ mod tests {
         assert!(!is_runner_of("build", "builder-1"));
         assert!(!is_runner_of("build", "build-other-label-1"));
         assert!(is_numbered("gpu-k3x9qa", "gpu-k3x9qa-2"));
+        assert!(is_numbered("gpu-k3x9qa", "gpu-k3x9qa-2-ab12"));
+        assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qa-2-abc"));
+        assert!(is_runner_of(
+            "build",
+            &retry_name("build-k3x9qa-12", "zz9a")
+        ));
+        assert!(is_runner_of("build", "build-3-ab12"));
         assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qb-2"));
         assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qa-"));
         assert!(!is_numbered("gpu-k3x9qa", "gpu-k3x9qa-1-1"));

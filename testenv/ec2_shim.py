@@ -1385,6 +1385,12 @@ def make_handler(shim: Ec2Shim) -> type[BaseHTTPRequestHandler]:
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: with many clients
+    # connecting at once the kernel drops their SYNs, a client's connect
+    # waits for the retransmission (1 s, then 3 s) and the AWS SDK's 3.1 s
+    # connect timeout fires. A real endpoint never refuses a burst like that;
+    # 1024 is within Linux's default somaxconn (4096).
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]

@@ -56,23 +56,55 @@ struct AccessToken {
     token: String,
     #[serde(default)]
     permissions: BTreeMap<String, String>,
+    /// RFC 3339; an hour after minting on github.com.
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 /// The bearer credential for runner calls, and what it may do when GitHub says.
 pub(crate) struct Credential {
-    /// The token.
+    /// The token. Nothing assumes its length or shape: GitHub is moving
+    /// installation tokens to a much longer format.
     pub(crate) token: SecretString,
     /// An installation token's permissions (`administration` → `write`, …).
     pub(crate) permissions: Option<BTreeMap<String, String>>,
+    /// When an installation token expires, and when it was minted.
+    pub(crate) lifetime: Option<Lifetime>,
+    /// The App installation, once known, so that a renewal skips the lookup.
+    pub(crate) installation_id: Option<u64>,
+}
+
+/// An installation token's validity, on this machine's clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lifetime {
+    /// When it was minted.
+    pub(crate) minted: chrono::DateTime<chrono::Utc>,
+    /// When GitHub stops accepting it.
+    pub(crate) expires: chrono::DateTime<chrono::Utc>,
+}
+
+impl Lifetime {
+    /// Whether to mint a new token before the next request: five minutes
+    /// before it expires, or at half its life for a short-lived one.
+    pub(crate) fn due(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let life = self.expires - self.minted;
+        let margin = (life / 2).min(chrono::Duration::minutes(5));
+        now >= self.expires - margin
+    }
 }
 
 /// Returns the bearer credential for runner calls.
-pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, GithubError> {
+pub(crate) async fn credential(
+    settings: &GithubSettings,
+    known_installation: Option<u64>,
+) -> Result<Credential, GithubError> {
     let (app, key, installation_id) = match &settings.auth {
         GithubAuth::Token(token) => {
             return Ok(Credential {
                 token: token.clone(),
                 permissions: None,
+                lifetime: None,
+                installation_id: None,
             });
         }
         GithubAuth::App {
@@ -84,8 +116,8 @@ pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, 
     let jwt = app_jwt(app, key, chrono::Utc::now().timestamp())?;
     crate::actions::mask(crate::settings::expose(&jwt));
     let crab = transport(&settings.api_url, &jwt)?;
-    let installation_id = match installation_id {
-        Some(id) => *id,
+    let installation_id = match installation_id.or(known_installation) {
+        Some(id) => id,
         None => {
             let (path, action) = match &settings.scope {
                 Scope::Repository(repo) => (
@@ -101,7 +133,9 @@ pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, 
                     ),
                 ),
             };
-            let reply = send(&crab, &settings.api_url, Method::GET, &path, None, &action).await?;
+            let reply = send(&crab, &settings.api_url, Method::GET, &path, None, &action)
+                .await
+                .map_err(|err| client_id_on_old_server(err, app, &settings.api_url))?;
             reply.json::<Installation>(&action)?.id
         }
     };
@@ -121,13 +155,43 @@ pub(crate) async fn credential(settings: &GithubSettings) -> Result<Credential, 
         Some(&body),
         &action,
     )
-    .await?;
-    let AccessToken { token, permissions } = reply.json::<AccessToken>(&action)?;
+    .await
+    .map_err(|err| client_id_on_old_server(err, app, &settings.api_url))?;
+    let minted = chrono::Utc::now();
+    let AccessToken {
+        token,
+        permissions,
+        expires_at,
+    } = reply.json::<AccessToken>(&action)?;
     crate::actions::mask(&token);
+    let lifetime = expires_at
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+        .map(|at| Lifetime {
+            minted,
+            expires: at.with_timezone(&chrono::Utc),
+        });
     Ok(Credential {
         token: SecretString::from(token),
         permissions: Some(permissions),
+        lifetime,
+        installation_id: Some(installation_id),
     })
+}
+
+/// A 401 for a JWT issued by a client id, against GitHub Enterprise Server:
+/// servers before 3.18 take only the numeric App id as the issuer.
+// NOTE: https://docs.github.com/en/enterprise-server@3.18/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app
+fn client_id_on_old_server(err: GithubError, app: &AppIdentifier, api_url: &str) -> GithubError {
+    match app {
+        AppIdentifier::ClientId(id)
+            if err.status() == Some(401) && super::is_enterprise_server(api_url) =>
+        {
+            err.with_hint(format!(
+                "GitHub Enterprise Server accepts a client id ({id}) as the App JWT's issuer only from version 3.18; on an older server set github-app-id to the App's numeric id (App settings > General > App ID)"
+            ))
+        }
+        _ => err,
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,15 @@ use secrecy::SecretString;
 
 use crate::settings::{GithubSettings, Scope};
 
+/// github.com's API; anything else is GitHub Enterprise Server (or a
+/// stand-in for one).
+pub(crate) const GITHUB_COM_API: &str = "https://api.github.com";
+
+/// Whether the API is a GitHub Enterprise Server's.
+pub(crate) fn is_enterprise_server(api_url: &str) -> bool {
+    api_url.trim_end_matches('/') != GITHUB_COM_API
+}
+
 /// The REST API version every request asks for.
 pub(crate) const API_VERSION: &str = "2022-11-28";
 
@@ -59,6 +68,24 @@ pub(crate) enum GithubError {
 }
 
 impl GithubError {
+    /// Replaces the advice of an HTTP error (other errors are returned as they are).
+    pub(crate) fn with_hint(self, advice: String) -> Self {
+        match self {
+            GithubError::Http {
+                action,
+                status,
+                message,
+                ..
+            } => GithubError::Http {
+                action,
+                status,
+                message,
+                hint: Some(advice),
+            },
+            other => other,
+        }
+    }
+
     /// The HTTP status, for errors GitHub answered.
     pub(crate) fn status(&self) -> Option<u16> {
         match self {
@@ -114,7 +141,15 @@ struct Attempt {
 
 /// An authenticated client for one scope.
 pub(crate) struct Github {
-    crab: Octocrab,
+    /// The transport with the current credential; replaced when an
+    /// installation token is renewed.
+    crab: std::sync::RwLock<Octocrab>,
+    /// What is needed to mint the next installation token.
+    settings: GithubSettings,
+    /// The current installation token's validity and installation.
+    lifetime: std::sync::Mutex<(Option<auth::Lifetime>, Option<u64>)>,
+    /// One renewal at a time.
+    renewing: tokio::sync::Mutex<()>,
     api_url: String,
     scope: Scope,
     /// `x-ratelimit-remaining` of the latest answer (-1: not seen yet), so
@@ -167,9 +202,12 @@ fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, Githu
 /// Connects to GitHub with the configured credential: a token as given, or an
 /// App's installation token minted for the scope.
 pub(crate) async fn connect(settings: &GithubSettings) -> Result<Github, GithubError> {
-    let credential = auth::credential(settings).await?;
+    let credential = auth::credential(settings, None).await?;
     Ok(Github {
-        crab: transport(&settings.api_url, &credential.token)?,
+        crab: std::sync::RwLock::new(transport(&settings.api_url, &credential.token)?),
+        settings: settings.clone(),
+        lifetime: std::sync::Mutex::new((credential.lifetime, credential.installation_id)),
+        renewing: tokio::sync::Mutex::new(()),
         permissions: credential.permissions,
         api_url: settings.api_url.clone(),
         scope: settings.scope.clone(),
@@ -181,6 +219,11 @@ impl Github {
     /// Where runners are registered.
     pub(crate) fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// The API base URL.
+    pub(crate) fn api_url(&self) -> &str {
+        &self.api_url
     }
 
     /// Sends a request, retrying transient failures with jittered backoff.
@@ -195,7 +238,9 @@ impl Github {
         body: Option<&serde_json::Value>,
         action: &str,
     ) -> Result<Reply, GithubError> {
-        let reply = send(&self.crab, &self.api_url, method, path, body, action).await?;
+        self.renew_if_due().await?;
+        let crab = self.crab.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let reply = send(&crab, &self.api_url, method, path, body, action).await?;
         if let Some(remaining) = reply
             .headers
             .get("x-ratelimit-remaining")
@@ -206,6 +251,36 @@ impl Github {
                 .store(remaining, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(reply)
+    }
+
+    /// Mints a new installation token shortly before the current one
+    /// expires, so a long wait, the undo and the runner deletions never meet
+    /// a 401. A token given as `github-token` is used as it is.
+    // NOTE: installation tokens expire after one hour:
+    // https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-an-installation-access-token-for-a-github-app
+    async fn renew_if_due(&self) -> Result<(), GithubError> {
+        let due = |lifetime: &std::sync::Mutex<(Option<auth::Lifetime>, Option<u64>)>| {
+            let guard = lifetime.lock().unwrap_or_else(|p| p.into_inner());
+            guard
+                .0
+                .is_some_and(|l| l.due(chrono::Utc::now()))
+                .then_some(guard.1)
+        };
+        if due(&self.lifetime).is_none() {
+            return Ok(());
+        }
+        let _one = self.renewing.lock().await;
+        // Another request may have renewed it while this one waited.
+        let Some(installation) = due(&self.lifetime) else {
+            return Ok(());
+        };
+        let credential = auth::credential(&self.settings, installation).await?;
+        let crab = transport(&self.api_url, &credential.token)?;
+        *self.crab.write().unwrap_or_else(|p| p.into_inner()) = crab;
+        *self.lifetime.lock().unwrap_or_else(|p| p.into_inner()) =
+            (credential.lifetime, credential.installation_id);
+        tracing::info!("renewed the GitHub App installation token before it expired");
+        Ok(())
     }
 
     /// The installation token's permissions (App auth only).
@@ -273,7 +348,7 @@ async fn send(
         if status.is_success() {
             return Ok(reply);
         }
-        let (transient, retry_after) = classify(status, &reply.headers);
+        let (transient, retry_after) = classify(status, &reply.headers, &reply.message());
         let hint = match retry_after {
             // Too long to wait inside a job: say when it will work again.
             Some(wait) if wait > MAX_RETRY_AFTER => {
@@ -312,9 +387,24 @@ async fn send(
         .map_err(|a| a.error)
 }
 
+/// How long GitHub asks a client to wait after a secondary rate limit that
+/// came without `retry-after`.
+// NOTE: https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether an answer is GitHub's secondary rate limit (too many requests at
+/// once, or mutating requests too close together).
+fn is_secondary_limit(status: StatusCode, message: &str) -> bool {
+    matches!(status.as_u16(), 403 | 429)
+        && message
+            .to_ascii_lowercase()
+            .contains("secondary rate limit")
+}
+
 /// Decides whether an error status is worth another try, and how long to wait:
-/// 5xx and 429 always; 403 only when the rate-limit headers say it is one.
-fn classify(status: StatusCode, headers: &HeaderMap) -> (bool, Option<Duration>) {
+/// 5xx and 429 always; 403 only when the rate-limit headers or the message
+/// say it is a rate limit.
+fn classify(status: StatusCode, headers: &HeaderMap, message: &str) -> (bool, Option<Duration>) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let retry_after = header("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -326,6 +416,9 @@ fn classify(status: StatusCode, headers: &HeaderMap) -> (bool, Option<Duration>)
             let now = chrono::Utc::now().timestamp();
             Duration::from_secs(u64::try_from(reset - now).unwrap_or(0).max(1))
         });
+    if is_secondary_limit(status, message) {
+        return (true, Some(retry_after.unwrap_or(SECONDARY_LIMIT_WAIT)));
+    }
     match status.as_u16() {
         500..=599 => (true, retry_after),
         429 => (true, retry_after.or(until_reset)),
@@ -337,6 +430,13 @@ fn classify(status: StatusCode, headers: &HeaderMap) -> (bool, Option<Duration>)
 
 fn hint_for(status: StatusCode, reply: &Reply) -> Option<String> {
     let message = reply.message();
+    if is_secondary_limit(status, &message) {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(60);
+        return Some(format!(
+            "This is GitHub's secondary rate limit (too many requests at once, or too close together): it lifts a minute after the last refused request, about {} UTC. Lower `count`, or stagger the jobs that start runners",
+            at.format("%H:%M:%S")
+        ));
+    }
     let hint = match status.as_u16() {
         401 => {
             "GitHub rejected the credential: check that github-token is current, or that github-app-id and github-app-private-key belong to the same App (and the machine's clock is right)"
@@ -389,23 +489,41 @@ mod tests {
 
     #[test]
     fn server_errors_and_rate_limits_are_retried_others_not() {
-        assert!(classify(StatusCode::BAD_GATEWAY, &HeaderMap::new()).0);
+        assert!(classify(StatusCode::BAD_GATEWAY, &HeaderMap::new(), "").0);
         assert_eq!(
             classify(
                 StatusCode::TOO_MANY_REQUESTS,
-                &headers(&[("retry-after", "3")])
+                &headers(&[("retry-after", "3")]),
+                ""
             ),
             (true, Some(Duration::from_secs(3)))
         );
         assert!(
             classify(
                 StatusCode::FORBIDDEN,
-                &headers(&[("x-ratelimit-remaining", "0")])
+                &headers(&[("x-ratelimit-remaining", "0")]),
+                ""
             )
             .0
         );
-        assert!(!classify(StatusCode::FORBIDDEN, &HeaderMap::new()).0);
-        assert!(!classify(StatusCode::NOT_FOUND, &HeaderMap::new()).0);
-        assert!(!classify(StatusCode::CONFLICT, &HeaderMap::new()).0);
+        assert!(
+            !classify(
+                StatusCode::FORBIDDEN,
+                &HeaderMap::new(),
+                "Resource not accessible"
+            )
+            .0
+        );
+        assert!(!classify(StatusCode::NOT_FOUND, &HeaderMap::new(), "").0);
+        assert!(!classify(StatusCode::CONFLICT, &HeaderMap::new(), "").0);
+        // A secondary limit without retry-after: wait the documented minute.
+        assert_eq!(
+            classify(
+                StatusCode::FORBIDDEN,
+                &HeaderMap::new(),
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            ),
+            (true, Some(Duration::from_secs(60)))
+        );
     }
 }

@@ -6,6 +6,7 @@ use http::Method;
 use secrecy::SecretString;
 
 use super::{Github, GithubError};
+use crate::settings::Scope;
 
 /// A runner as GitHub lists it.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -72,9 +73,9 @@ struct RunnerPage {
 }
 
 impl Github {
-    /// Creates a JIT runner config. The name is unique per run, so a repeated
-    /// POST (after a lost answer) cannot make a second runner: GitHub answers
-    /// 409, and we remove the stale, never-started runner and mint again.
+    /// Creates a JIT runner config under `name`. A name GitHub already holds
+    /// is a 409, which this returns as it is: the caller picks a fresh name
+    /// rather than deleting a runner it cannot prove is its own.
     pub(crate) async fn create_jit_runner(
         &self,
         name: &str,
@@ -92,37 +93,79 @@ impl Github {
             "create a JIT runner config for {} named {name}",
             self.scope()
         );
-        let mut recovered = false;
-        loop {
-            match self.send(Method::POST, &path, Some(&body), &action).await {
-                Ok(reply) => {
-                    let jit: JitReply = reply.json(&action)?;
-                    crate::actions::mask(&jit.encoded_jit_config);
-                    return Ok(JitRunner {
-                        id: jit.runner.id,
-                        name: jit.runner.name,
-                        config: SecretString::from(jit.encoded_jit_config),
-                    });
+        let reply = self
+            .send(Method::POST, &path, Some(&body), &action)
+            .await
+            .map_err(|err| {
+                if err.status() == Some(404) && super::is_enterprise_server(self.api_url()) {
+                    // NOTE: the JIT config endpoint arrived in GHES 3.10.
+                    // https://docs.github.com/en/enterprise-server@3.10/rest/actions/self-hosted-runners#create-configuration-for-a-just-in-time-runner-for-a-repository
+                    err.with_hint(format!(
+                        "On GitHub Enterprise Server this endpoint exists from version 3.10: the runners get single-use JIT configs, which older servers cannot mint. Upgrade the server, or check that the App is installed on {} and github-api-url ({}) ends in /api/v3",
+                        self.scope(),
+                        self.api_url()
+                    ))
+                } else {
+                    err
                 }
-                Err(err) if err.status() == Some(409) && !recovered => {
-                    recovered = true;
-                    let Some(stale) = self.find_runner(name).await? else {
-                        return Err(err);
-                    };
-                    if stale.busy || stale.status == "online" {
-                        // Another machine uses this name: never take it over.
-                        return Err(err);
-                    }
-                    tracing::info!(
-                        runner = name,
-                        id = stale.id,
-                        "removing a stale runner of the same name left by an earlier attempt"
-                    );
-                    self.delete_runner(stale.id, name).await?;
-                }
-                Err(err) => return Err(err),
-            }
+            })?;
+        let jit: JitReply = reply.json(&action)?;
+        crate::actions::mask(&jit.encoded_jit_config);
+        Ok(JitRunner {
+            id: jit.runner.id,
+            name: jit.runner.name,
+            config: SecretString::from(jit.encoded_jit_config),
+        })
+    }
+
+    /// For organization runners: whether the runner group would refuse this
+    /// job because the repository is public and the group admits only
+    /// private repositories (GitHub's default), in which case the job waits
+    /// for a runner forever. Returns the warning to give; `None` when all is
+    /// well or GitHub would not say.
+    // NOTE: https://docs.github.com/en/actions/hosting-your-own-runners/managing-self-hosted-runners/managing-access-to-self-hosted-runners-using-groups#changing-the-access-policy-of-a-runner-group
+    pub(crate) async fn public_repository_refused(
+        &self,
+        repository: &str,
+        runner_group_id: u64,
+    ) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Repo {
+            #[serde(default)]
+            private: bool,
+            #[serde(default)]
+            visibility: Option<String>,
         }
+        #[derive(serde::Deserialize)]
+        struct Group {
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            allows_public_repositories: bool,
+        }
+        let Scope::Organization(org) = self.scope() else {
+            return None;
+        };
+        let repo_action = format!("read repository {repository}");
+        let group_action = format!("read runner group {runner_group_id} of {org}");
+        let repo_path = format!("/repos/{repository}");
+        let group_path = format!("/orgs/{org}/actions/runner-groups/{runner_group_id}");
+        let (repo, group) = tokio::join!(
+            self.send(Method::GET, &repo_path, None, &repo_action),
+            self.send(Method::GET, &group_path, None, &group_action),
+        );
+        let repo: Repo = repo.ok()?.json(&repo_action).ok()?;
+        let public = !repo.private && repo.visibility.as_deref().is_none_or(|v| v == "public");
+        if !public {
+            return None;
+        }
+        let group: Group = group.ok()?.json(&group_action).ok()?;
+        (!group.allows_public_repositories).then(|| {
+            format!(
+                "repository {repository} is public, but runner group {runner_group_id} ({}) of {org} admits only private repositories, so the job would wait for this runner forever. Allow public repositories in the group (organization settings > Actions > Runner groups > {}), or use a group that does",
+                group.name, group.name
+            )
+        })
     }
 
     /// Finds a runner by exact name (server-side filter where GitHub supports

@@ -146,15 +146,39 @@ async fn start(
         // Kept outside this future so that an undo can still delete runners
         // after a cancellation dropped it.
         let github = github_slot.get_or_init(|| async move { github }).await;
+        // Organization runners: a public repository in a group that admits
+        // only private ones never gets its job. Checked beside the minting.
+        let group_check = async {
+            if let Some(repository) = settings.run.repository.as_deref() {
+                if let Some(warning) = github
+                    .public_repository_refused(repository, instance.runner_group_id)
+                    .await
+                {
+                    actions::warning(&warning);
+                }
+            }
+        };
         let names: Vec<String> = (1..=settings.count)
             .map(|index| format!("{}-{index}", instance.runner_prefix))
             .collect();
-        let jits = join_all(
-            names
-                .iter()
-                .map(|name| mint_runner(settings, github, created, name)),
-        )
-        .await;
+        // GitHub asks for mutating requests not to go out concurrently and,
+        // when there are many, to be spaced: a few at a time, a second apart.
+        // NOTE: https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#avoid-concurrent-requests
+        let gate = tokio::sync::Semaphore::new(MINT_CONCURRENCY);
+        let spacing = if names.len() > MINT_CONCURRENCY {
+            MINT_SPACING
+        } else {
+            Duration::ZERO
+        };
+        let minting = join_all(names.iter().enumerate().map(|(i, name)| {
+            let gate = &gate;
+            async move {
+                tokio::time::sleep(spacing * i as u32).await;
+                let _permit = gate.acquire().await;
+                mint_runner(settings, github, created, name).await
+            }
+        }));
+        let (jits, ()) = tokio::join!(minting, group_check);
         jits.into_iter()
             .collect::<Result<Vec<_>, Error>>()
             .map(|jits| (github, jits))
@@ -405,7 +429,20 @@ async fn drop_boot_boost(client: &Client, described: &[aws_sdk_ec2::types::Insta
     }
 }
 
-/// Mints one runner's JIT config, recording it for the undo.
+/// How many JIT configs are minted at the same time.
+const MINT_CONCURRENCY: usize = 3;
+/// Between the starts of two JIT requests, when there are more than a few.
+const MINT_SPACING: Duration = Duration::from_secs(1);
+
+/// How many names a runner may try when GitHub says a name is taken.
+const JIT_NAME_TRIES: u32 = 3;
+
+/// Mints one runner's JIT config, recording it for the undo. A 409 means a
+/// runner of that name exists: most often this start's own, created by a
+/// request whose answer was lost and then repeated, but that cannot be
+/// proved, so it is never deleted here (stop, given the start id, and
+/// cleanup remove it). The runner gets a fresh name instead: the start's
+/// prefix, its number, and a new random part.
 async fn mint_runner(
     settings: &StartSettings,
     github: &Github,
@@ -422,18 +459,36 @@ async fn mint_runner(
     {
         labels.push(crate::tags::RUNNER_MARK.to_owned());
     }
-    with(created, |c| {
-        c.runner_names_pending.push(runner_name.to_owned())
-    });
-    let jit = github
-        .create_jit_runner(runner_name, instance.runner_group_id, &labels)
-        .await?;
-    with(created, |c| {
-        c.runner_names_pending.retain(|n| n != runner_name);
-        c.runners.push((jit.id, jit.name.clone()));
-    });
-    tracing::info!(runner = %jit.name, id = jit.id, "JIT runner config created");
-    Ok(jit)
+    let mut name = runner_name.to_owned();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        with(created, |c| c.runner_names_pending.push(name.clone()));
+        match github
+            .create_jit_runner(&name, instance.runner_group_id, &labels)
+            .await
+        {
+            Ok(jit) => {
+                with(created, |c| {
+                    c.runner_names_pending.retain(|n| *n != name);
+                    c.runners.push((jit.id, jit.name.clone()));
+                });
+                tracing::info!(runner = %jit.name, id = jit.id, "JIT runner config created");
+                return Ok(jit);
+            }
+            Err(err) if err.status() == Some(409) && attempt < JIT_NAME_TRIES => {
+                with(created, |c| c.runner_names_pending.retain(|n| *n != name));
+                let fresh = crate::tags::retry_name(runner_name, &crate::settings::random_part(4));
+                tracing::info!(
+                    "GitHub already has a runner named {name} (a lost answer to an earlier attempt, most likely); trying the name {fresh}"
+                );
+                // GitHub's runner list is eventually consistent: give it a moment.
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                name = fresh;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 /// What every runner's launch shares.

@@ -8,7 +8,6 @@
 //! prints how long the step took to end.
 
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +26,8 @@ const SIGTERM_TO_KILL: Duration = Duration::from_millis(2500);
 pub(crate) struct Ended {
     /// From SIGINT to the step's exit.
     pub(crate) took: Duration,
+    /// Processes of the step still alive after it ended, killed then.
+    pub(crate) leftovers: usize,
     /// The last signal the step needed: SIGINT, SIGTERM or SIGKILL.
     pub(crate) needed: &'static str,
     /// Exit code (None when killed).
@@ -117,15 +118,44 @@ pub(crate) fn spawn_in(env: &Env, step: &Step, dir: &Path, action: &Path) -> Chi
             cmd.env(k, v);
         }
     }
+    let marker = format!("{}-{}", std::process::id(), rand());
     cmd.env("GITHUB_ACTION_PATH", action)
+        .env(STEP_MARKER, &marker)
         .env("GITHUB_OUTPUT", dir.join("step-output"))
         .env("GITHUB_STEP_SUMMARY", dir.join("step-summary"))
         .envs(step.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
     cmd.spawn().expect("run the step")
+}
+
+/// Every process of a step carries this variable (with a value unique to
+/// the step), so that the end-of-job kill finds exactly the step's leftovers,
+/// never an unrelated process that reused a pid or a process group id.
+const STEP_MARKER: &str = "EC2SR_TEST_STEP";
+
+/// Kills every process whose environment holds `STEP_MARKER=marker`.
+fn kill_leftovers(marker: &str) -> usize {
+    let needle = format!("{STEP_MARKER}={marker}");
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            signal(pid, "KILL");
+            killed += 1;
+        }
+    }
+    killed
 }
 
 fn rand() -> usize {
@@ -144,6 +174,16 @@ fn signal(pid: u32, name: &str) {
 /// SIGKILL after 2.5 s more, then the rest of the step's processes killed.
 pub(crate) fn cancel_like_the_runner(mut child: Child) -> Ended {
     let pid = child.id();
+    let marker = std::fs::read(format!("/proc/{pid}/environ"))
+        .ok()
+        .and_then(|env| {
+            env.split(|b| *b == 0).find_map(|v| {
+                v.strip_prefix(format!("{STEP_MARKER}=").as_bytes())
+                    .map(<[u8]>::to_vec)
+            })
+        })
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .expect("the step carries its marker");
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -175,12 +215,10 @@ pub(crate) fn cancel_like_the_runner(mut child: Child) -> Ended {
     };
     let took = began.elapsed();
     // The end of the job: whatever of the step is left is killed.
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status();
+    let leftovers = kill_leftovers(&marker);
     Ended {
         took,
+        leftovers,
         needed,
         code: status.code(),
         output: format!("{}{}", out.join().unwrap(), err.join().unwrap()),

@@ -61,7 +61,7 @@ fn github_server_errors_and_rate_limits_are_retried_honouring_retry_after() {
 }
 
 #[test]
-fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
+fn a_jit_config_whose_answer_was_lost_is_recovered_from_409_with_a_fresh_name() {
     let env = Env::start();
     // GitHub creates the runner, but its answer is lost (a 502 from a proxy):
     // the retry under the same name meets 409.
@@ -72,21 +72,25 @@ fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
     );
     let run = env.start_runner(&[("INPUT_LABEL", "fixed-label")]);
     run.assert_ok();
-    let runners = env.runners();
+    let start_id = run.output("start-id").to_owned();
+    let first = format!("fixed-label-{start_id}-1");
+    let mut names: Vec<String> = env
+        .runners()
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(
-        runners.len(),
-        1,
-        "the stale runner was replaced, not duplicated"
+        names[0], first,
+        "the runner of the lost answer is kept, not deleted"
     );
-    let name = runners[0]["name"].as_str().unwrap();
     assert!(
-        name.starts_with("fixed-label-")
-            && name.ends_with("-1")
-            && name.len() == "fixed-label-xxxxxx-1".len(),
-        "a chosen label gets a random part, so the name is this start's alone: {name}"
+        names[1].starts_with(&format!("{first}-")) && names[1].len() == first.len() + 5,
+        "the runner got a fresh name: {names:?}"
     );
-    let posts: Vec<i64> = env
-        .github_calls()
+    let calls = env.github_calls();
+    let posts: Vec<i64> = calls
         .iter()
         .filter(|c| {
             c["path"]
@@ -96,6 +100,19 @@ fn a_jit_config_whose_answer_was_lost_is_recovered_from_409() {
         .filter_map(|c| c["status"].as_i64())
         .collect();
     assert_eq!(posts, [502, 409, 201]);
+    assert!(
+        !calls.iter().any(|c| c["method"] == "DELETE"),
+        "start never deletes a runner it cannot prove is its own"
+    );
+    let instance = &env.live_instances()[0];
+    assert_eq!(
+        crate::harness::tag(instance, "ec2-spot-runner:runner-name"),
+        Some(names[1].as_str())
+    );
+    // Stop, given the start id, removes both: both carry the start's part.
+    env.stop_runner("fixed-label", &[("INPUT_START_ID", &start_id)])
+        .assert_ok();
+    assert!(env.runners().is_empty(), "{:?}", env.runners());
 }
 
 #[test]

@@ -40,7 +40,9 @@ fn a_hundred_concurrent_starts_and_stops_leave_no_duplicate_and_nothing_running(
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "start {i} failed: {}",
+            "start {i} failed with {}:\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         let outputs = crate::harness::parse_outputs(
@@ -79,11 +81,14 @@ fn a_hundred_concurrent_starts_and_stops_leave_no_duplicate_and_nothing_running(
             cmd.spawn().unwrap()
         })
         .collect();
-    for child in children {
+    for (label, child) in labels.iter().zip(children) {
         let out = child.wait_with_output().unwrap();
+        // The error line is on stdout (an Actions annotation), the log on stderr.
         assert!(
             out.status.success(),
-            "stop failed: {}",
+            "stop of {label} failed with {}:\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
