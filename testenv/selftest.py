@@ -810,8 +810,10 @@ def make_jwt(iss: Any = 1234, key: Any = None, alg: str = "RS256", iat_off: int 
     return PyJWS().encode(payload, key or KEYS["app"], algorithm=alg)
 
 
-def gh(method: str, path: str, body: Any = None, auth: str | None = None, ua: str | None = "selftest/1.0", version: str | None = "2022-11-28") -> tuple[int, dict[str, str], Any]:
+def gh(method: str, path: str, body: Any = None, auth: str | None = None, ua: str | None = "selftest/1.0", version: str | None = "2022-11-28", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    extra = headers or {}
     headers = {"Accept": "application/vnd.github+json", "User-Agent": ua, "X-GitHub-Api-Version": version}
+    headers.update(extra)
     if auth:
         headers["Authorization"] = auth
     status, hdrs, raw = http(method, ENV.urls["github"] + path, body, headers)
@@ -822,30 +824,29 @@ def gh(method: str, path: str, body: Any = None, auth: str | None = None, ua: st
     return status, {k.lower(): v for k, v in hdrs.items()}, parsed
 
 
-def gh_config(auto_online_after: float | None = None) -> None:
+def gh_config(auto_online_after: float | None = None, installations: list[dict[str, Any]] | None = None, **extra: Any) -> None:
     if "app" not in KEYS:
         KEYS["app"], KEYS["app_pub"] = rsa_pair()
         KEYS["other"], _ = rsa_pair()
-    standin(
-        "POST",
-        "/_standin/config",
-        {
-            "apps": [
-                {
-                    "id": 1234,
-                    "client_id": "Iv23liABC",
-                    "public_key_pem": KEYS["app_pub"],
-                    "installations": [{"id": 55, "account": "acme", "account_type": "Organization", "repositories": ["acme/widgets"]}],
-                }
-            ],
-            "tokens": [{"token": "ghp_selftest", "repositories": ["acme/widgets"], "organizations": []}],
-            "auto_online_after": auto_online_after,
-        },
-    )
+    cfg = {
+        "apps": [
+            {
+                "id": 1234,
+                "client_id": "Iv23liABC",
+                "public_key_pem": KEYS["app_pub"],
+                "installations": [{"id": 55, "account": "acme", "account_type": "Organization", "repositories": ["acme/widgets"]}]
+                + (installations or []),
+            }
+        ],
+        "tokens": [{"token": "ghp_selftest", "repositories": ["acme/widgets"], "organizations": []}],
+        "auto_online_after": auto_online_after,
+    }
+    cfg.update(extra)
+    standin("POST", "/_standin/config", cfg)
 
 
-def install_token() -> str:
-    status, _, body = gh("POST", "/app/installations/55/access_tokens", {}, auth=f"Bearer {make_jwt()}")
+def install_token(installation: int = 55, headers: dict[str, str] | None = None, prefix: str = "") -> str:
+    status, _, body = gh("POST", f"{prefix}/app/installations/{installation}/access_tokens", {}, auth=f"Bearer {make_jwt()}", headers=headers)
     assert status == 201, (status, body)
     return body["token"]
 
@@ -1015,6 +1016,231 @@ def t_gh_faults_and_log() -> None:
     assert all(tok not in json.dumps(c) for c in calls)
     standin("DELETE", "/_standin/calls")
     assert standin("GET", "/_standin/calls") == []
+
+
+def concurrently(n: int, fn: Callable[[int], Any]) -> list[Any]:
+    """Runs fn(0..n-1) in n threads released together; returns the results in order."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    out: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        out[i] = fn(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return out
+
+
+SECONDARY = "You have exceeded a secondary rate limit"
+
+
+@check("GitHub: secondary rate limit on concurrent mutations (403, retry-after only if configured; per credential; mutation_delay_ms)")
+def t_gh_secondary_limit() -> None:
+    gh_config(secondary_limit={"max_concurrent_mutations": 1}, mutation_delay_ms=400)
+    tok = install_token()  # a mutation too, alone: admitted
+    path = "/repos/acme/widgets/actions/runners/registration-token"
+    standin("DELETE", "/_standin/calls")
+    t0 = time.monotonic()
+    results = concurrently(3, lambda i: gh("POST", path, None, auth=f"Bearer {tok}"))
+    elapsed = time.monotonic() - t0
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [201, 403, 403], statuses
+    assert elapsed >= 0.4, elapsed  # the admitted one was held mutation_delay_ms
+    for status, hdrs, body in results:
+        if status != 403:
+            continue
+        assert body["message"].startswith(SECONDARY + ". Please wait a few minutes before you try again."), body
+        assert body["message"].endswith(f"please include the request ID {hdrs['x-github-request-id']}."), (body, hdrs)
+        assert body["documentation_url"].endswith("#about-secondary-rate-limits"), body
+        assert "retry-after" not in hdrs, hdrs
+        assert int(hdrs["x-ratelimit-remaining"]) > 0  # not the primary limit
+    calls = standin("GET", "/_standin/calls")
+    assert sorted(c["answered_by"] for c in calls) == ["secondary-limit", "secondary-limit", "standin"], calls
+    assert all(tok not in json.dumps(c) for c in calls)
+    # Another credential has its own count; reads are not limited.
+    results = concurrently(
+        4,
+        lambda i: gh("POST", path, None, auth=f"Bearer {tok}" if i == 0 else "Bearer ghp_selftest")
+        if i < 2
+        else gh("GET", "/repos/acme/widgets/actions/runners", auth=f"Bearer {tok}"),
+    )
+    assert [r[0] for r in results] == [201, 201, 200, 200], [r[0] for r in results]
+    # After the in-flight one is answered, the next is admitted again.
+    assert gh("POST", path, None, auth=f"Bearer {tok}")[0] == 201
+    gh_config(secondary_limit={"max_concurrent_mutations": 1, "retry_after": 7, "status": 429}, mutation_delay_ms=300)
+    tok = install_token()
+    results = concurrently(2, lambda i: gh("POST", path, None, auth=f"Bearer {tok}"))
+    refused = [r for r in results if r[0] != 201]
+    assert len(refused) == 1 and refused[0][0] == 429 and refused[0][1]["retry-after"] == "7", [r[:2] for r in results]
+    assert SECONDARY in refused[0][2]["message"]
+    status, _, body = http("POST", ENV.urls["github"] + "/_standin/config", {"secondary_limit": {"status": 500}})
+    assert status == 400 and "403 or 429" in jbody(body)["error"], body
+
+
+@check("GitHub: installation_token_ttl (expires_at, then 401 Bad credentials) and token_format long / X-GitHub-Stateless-S2S-Token")
+def t_gh_token_ttl_and_format() -> None:
+    import re
+
+    gh_config(installation_token_ttl=2)
+    status, _, body = gh("POST", "/app/installations/55/access_tokens", {}, auth=f"Bearer {make_jwt()}")
+    assert status == 201 and re.fullmatch(r"ghs_[A-Za-z0-9]{36}", body["token"]), body
+    exp = datetime.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    left = (exp - datetime.now(timezone.utc)).total_seconds()
+    assert 0 < left <= 2, left
+    tok = body["token"]
+    runners = "/repos/acme/widgets/actions/runners"
+    if left > 0.3:
+        assert gh("GET", runners, auth=f"Bearer {tok}")[0] == 200
+    time.sleep(max(0.0, left) + 0.1)
+    status, _, body = gh("GET", runners, auth=f"Bearer {tok}")
+    assert status == 401 and body["message"] == "Bad credentials", (status, body)
+    assert standin("GET", "/_standin/calls")[-1]["detail"] == "installation token expired"
+
+    long_re = re.compile(r"ghs_1234_[A-Za-z0-9._]+")
+    gh_config(token_format="long")
+    status, _, body = gh("POST", "/app/installations/55/access_tokens", {}, auth=f"Bearer {make_jwt()}")
+    tok = body["token"]
+    assert status == 201 and long_re.fullmatch(tok) and tok.count(".") == 2 and 400 <= len(tok) <= 700, (len(tok), tok)
+    exp = datetime.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert timedelta(minutes=59) < exp - datetime.now(timezone.utc) <= timedelta(hours=1)
+    for auth in (f"Bearer {tok}", f"token {tok}"):
+        assert gh("GET", runners, auth=auth)[0] == 200
+    req = {"name": "long-token-runner", "runner_group_id": 1, "labels": ["x"]}
+    assert gh("POST", f"{runners}/generate-jitconfig", req, auth=f"Bearer {tok}")[0] == 201
+    assert gh("GET", "/repos/acme/widgets", auth=f"Bearer {tok}")[0] == 200
+    assert gh("GET", runners, auth=f"Bearer {tok[:-1]}")[0] == 401
+    assert tok in standin("GET", "/_standin/state")["secrets_issued"]
+    calls = standin("GET", "/_standin/calls")
+    assert all(c["auth"] != "jwt" for c in calls if c["path"].startswith("/repos/"))
+    assert all(tok not in json.dumps(c) and tok[:60] not in json.dumps(c) for c in calls)
+    # The per-request override header, both ways; other values are ignored.
+    assert re.fullmatch(r"ghs_[A-Za-z0-9]{36}", install_token(headers={"X-GitHub-Stateless-S2S-Token": "disabled"}))
+    assert long_re.fullmatch(install_token(headers={"X-GitHub-Stateless-S2S-Token": "bogus"}))
+    gh_config()
+    assert long_re.fullmatch(install_token(headers={"X-GitHub-Stateless-S2S-Token": "enabled"}))
+    assert re.fullmatch(r"ghs_[A-Za-z0-9]{36}", install_token())
+
+
+@check("GitHub: ghes_version (client-id iss from 3.18, JIT from 3.10, /api/v3, GET /meta, API versions)")
+def t_gh_ghes() -> None:
+    host = ENV.urls["github"]
+    jit = {"name": "ghes-runner", "runner_group_id": 1, "labels": ["x"]}
+    # github.com: no /api/v3, /meta without installed_version.
+    gh_config()
+    assert gh("GET", "/api/v3/app", auth=f"Bearer {make_jwt()}")[0] == 404
+    status, hdrs, meta = gh("GET", "/meta")
+    assert status == 200 and "installed_version" not in meta and "x-github-enterprise-version" not in hdrs, meta
+
+    gh_config(ghes_version="3.9")
+    status, hdrs, meta = gh("GET", "/api/v3/meta")
+    assert status == 200 and meta["installed_version"] == "3.9.0" and hdrs["x-github-enterprise-version"] == "3.9.0", (meta, hdrs)
+    status, _, body = gh("GET", "/api/v3/app", auth=f"Bearer {make_jwt('Iv23liABC')}")
+    assert status == 401 and body["message"] == "A JSON web token could not be decoded", body
+    assert body["documentation_url"].startswith("https://docs.github.com/enterprise-server@3.9/rest"), body
+    assert "3.18" in standin("GET", "/_standin/calls")[-1]["detail"]
+    status, _, app = gh("GET", "/api/v3/app", auth=f"Bearer {make_jwt(1234)}")
+    assert status == 200 and app["owner"]["url"].startswith(f"{host}/api/v3/users/"), app
+    assert app["html_url"] == f"{host}/apps/app-1234", app
+    tok = install_token(prefix="/api/v3")
+    status, _, body = gh("POST", "/api/v3/repos/acme/widgets/actions/runners/generate-jitconfig", jit, auth=f"Bearer {tok}")
+    assert status == 404 and body["message"] == "Not Found", body
+    assert gh("POST", "/api/v3/repos/acme/widgets/actions/runners/registration-token", None, auth=f"Bearer {tok}")[0] == 201
+    status, _, body = gh("GET", "/api/v3/repos/acme/widgets/actions/runners", auth=f"Bearer {tok}", version="2026-03-10")
+    assert status == 400 and '"2022-11-28" (most recent).' in body["message"], body
+    assert gh("GET", "/repos/acme/widgets/actions/runners", auth=f"Bearer {tok}")[0] == 200  # root served too
+    calls = standin("GET", "/_standin/calls")
+    assert any(c["path"].startswith("/api/v3/") and c.get("api_prefix") == "/api/v3" for c in calls)
+
+    gh_config(ghes_version="3.8")
+    assert gh("GET", "/api/v3/app", auth=f"Bearer {make_jwt()}", version="2099-01-01")[0] == 200  # not versioned yet
+
+    gh_config(ghes_version="3.17", ghes_serve_root=False)
+    assert gh("GET", "/api/v3/app", auth=f"Bearer {make_jwt('Iv23liABC')}")[0] == 401
+    assert gh("GET", "/app", auth=f"Bearer {make_jwt()}")[0] == 404
+    tok = install_token(prefix="/api/v3")
+    status, _, body = gh("POST", "/api/v3/orgs/acme/actions/runners/generate-jitconfig", jit, auth=f"Bearer {tok}")
+    assert status == 201 and json.loads(base64.b64decode(body["encoded_jit_config"]))["runner_name"] == "ghes-runner", body
+    assert gh("GET", "/api/v3/meta")[2]["installed_version"] == "3.17.0"
+
+    gh_config(ghes_version="3.18.2")
+    status, hdrs, app = gh("GET", "/api/v3/app", auth=f"Bearer {make_jwt('Iv23liABC')}")
+    assert status == 200 and hdrs["x-github-enterprise-version"] == "3.18.2", (status, app)
+    status, _, body = http("POST", host + "/_standin/config", {"ghes_version": "3.18", "token_format": "long"})
+    assert status == 400, body
+    status, _, body = http("POST", host + "/_standin/config", {"ghes_version": 3.1})
+    assert status == 400, body
+
+
+@check("GitHub: GET /repos/{owner}/{repo} visibility and who may read it")
+def t_gh_repo_visibility() -> None:
+    gh_config(repositories={"acme/site": {"visibility": "public"}, "acme/corp": {"visibility": "internal"}})
+    tok = install_token()
+    status, _, repo = gh("GET", "/repos/acme/widgets", auth=f"Bearer {tok}")
+    assert status == 200 and repo["private"] is True and repo["visibility"] == "private", repo
+    assert repo["full_name"] == "acme/widgets" and repo["name"] == "widgets" and repo["owner"]["login"] == "acme" and repo["id"] > 0
+    for auth in (None, f"Bearer {tok}", "Bearer ghp_selftest"):
+        status, _, repo = gh("GET", "/repos/acme/site", auth=auth)
+        assert status == 200 and repo["private"] is False and repo["visibility"] == "public", (auth, repo)
+    for auth in (None, f"Bearer {tok}", "Bearer ghp_selftest"):
+        status, _, body = gh("GET", "/repos/acme/corp", auth=auth)
+        assert status == 404 and body["message"] == "Not Found", (auth, body)
+    assert gh("GET", "/repos/acme/widgets")[0] == 404
+    assert gh("GET", "/repos/acme/widgets", auth="Bearer ghp_selftest")[0] == 200
+    assert gh("GET", "/repos/acme/site", auth="Bearer ghp_wrong")[0] == 401
+
+
+@check("GitHub: runner groups (Default id 1 refuses public repos; configured groups; 404; permission)")
+def t_gh_runner_groups() -> None:
+    gh_config(
+        installations=[{"id": 56, "account": "beta", "permissions": {"metadata": "read", "administration": "write"}}],
+        runner_groups={"acme": [{"id": 7, "name": "public-ok", "allows_public_repositories": True, "visibility": "selected"}]},
+    )
+    tok = install_token()
+    status, _, g = gh("GET", "/orgs/acme/actions/runner-groups/1", auth=f"Bearer {tok}")
+    assert status == 200 and (g["id"], g["name"], g["default"], g["allows_public_repositories"], g["visibility"]) == (1, "Default", True, False, "all"), g
+    for key in ("runners_url", "inherited"):
+        assert key in g, g
+    status, _, g = gh("GET", "/orgs/acme/actions/runner-groups/7", auth=f"Bearer {tok}")
+    assert status == 200 and g["allows_public_repositories"] is True and g["default"] is False and "selected_repositories_url" in g, g
+    status, _, lst = gh("GET", "/orgs/acme/actions/runner-groups", auth=f"Bearer {tok}")
+    assert status == 200 and [x["id"] for x in lst["runner_groups"]] == [1, 7] and lst["total_count"] == 2, lst
+    status, _, body = gh("GET", "/orgs/acme/actions/runner-groups/99", auth=f"Bearer {tok}")
+    assert status == 404 and body["message"] == "Not Found", body
+    status, _, body = gh("GET", "/orgs/beta/actions/runner-groups/1", auth=f"Bearer {install_token(56)}")
+    assert status == 403 and body["message"] == "Resource not accessible by integration", body
+    assert gh("GET", "/orgs/acme/actions/runner-groups/1", auth="Bearer ghp_selftest")[0] == 404
+    assert gh("GET", "/orgs/acme/actions/runner-groups/1")[0] == 401
+
+
+@check("GitHub: runner_visibility_delay_ms hides a new runner from list/get/delete; the name stays taken (409)")
+def t_gh_runner_visibility() -> None:
+    gh_config(runner_visibility_delay_ms=500)
+    tok = install_token()
+    base = "/orgs/acme/actions/runners"
+    req = {"name": "late-runner", "runner_group_id": 1, "labels": ["x"]}
+    status, _, body = gh("POST", f"{base}/generate-jitconfig", req, auth=f"Bearer {tok}")
+    assert status == 201, body
+    created = time.monotonic()
+    rid = body["runner"]["id"]
+    assert gh("GET", base, auth=f"Bearer {tok}")[2]["total_count"] == 0
+    assert gh("GET", f"{base}?name=late-runner", auth=f"Bearer {tok}")[2] == {"total_count": 0, "runners": []}
+    assert gh("GET", f"{base}/{rid}", auth=f"Bearer {tok}")[0] == 404
+    assert gh("DELETE", f"{base}/{rid}", auth=f"Bearer {tok}")[0] == 404
+    status, _, body = gh("POST", f"{base}/generate-jitconfig", req, auth=f"Bearer {tok}")
+    assert status == 409, body
+    assert time.monotonic() - created < 0.5, "checks took too long to see the hidden window"
+    assert [r["name"] for r in standin("GET", "/_standin/state")["runners"]["orgs/acme"]] == ["late-runner"]
+    time.sleep(max(0.0, 0.55 - (time.monotonic() - created)))
+    status, _, body = gh("GET", f"{base}?name=late-runner", auth=f"Bearer {tok}")
+    assert body["total_count"] == 1 and body["runners"][0]["id"] == rid, body
+    assert gh("GET", f"{base}/{rid}", auth=f"Bearer {tok}")[0] == 200
+    assert gh("DELETE", f"{base}/{rid}", auth=f"Bearer {tok}")[0] == 204
 
 
 # --------------------------------------------------------------- lifecycle

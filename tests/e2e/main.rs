@@ -6,6 +6,7 @@ mod action;
 mod cancel;
 mod doctor;
 mod faults;
+mod github_limits;
 mod harness;
 mod inputs;
 mod load;
