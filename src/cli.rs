@@ -139,6 +139,9 @@ pub(crate) struct StartArgs {
     /// How long start may take in all, e.g. 5m (default 5m).
     #[arg(long, env = "INPUT_TIMEOUT")]
     pub(crate) timeout: Option<String>,
+    /// Where to read the newest actions/runner release (default: GITHUB_API_URL/repos/actions/runner/releases/latest).
+    #[arg(long, env = "INPUT_RUNNER_RELEASES_URL")]
+    pub(crate) runner_releases_url: Option<String>,
 }
 
 /// Everything that shapes the launched instance and its runner.

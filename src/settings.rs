@@ -863,6 +863,9 @@ pub(crate) struct InstanceSettings {
     pub(crate) runner_dir: Option<String>,
     /// The runner release to download when none is installed.
     pub(crate) runner_release: RunnerDownload,
+    /// Whether the user chose that release (`runner-version`): then the
+    /// newest release is not looked up.
+    pub(crate) runner_version_pinned: bool,
     /// Script run before the runner.
     pub(crate) pre_runner_script: Option<String>,
 }
@@ -1013,6 +1016,7 @@ impl InstanceSettings {
             idle_timeout,
             runner_dir,
             runner_release,
+            runner_version_pinned: present(&args.runner_version).is_some(),
             pre_runner_script,
         })
     }
@@ -1139,6 +1143,9 @@ pub(crate) struct StartSettings {
     pub(crate) boot_boost: bool,
     /// The run this start belongs to.
     pub(crate) run: RunContext,
+    /// Where to read the newest actions/runner release; `None` when
+    /// `runner-version` pins one.
+    pub(crate) runner_releases_url: Option<String>,
 }
 
 impl StartSettings {
@@ -1147,6 +1154,32 @@ impl StartSettings {
         let run = RunContext::from_env();
         let instance = InstanceSettings::from_args(&args.instance, &run, true)?;
         let github = GithubSettings::from_args(&args.github)?;
+        let runner_releases_url = match present(&args.runner_releases_url) {
+            Some(url) => {
+                let ok = url::Url::parse(url)
+                    .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+                if !ok {
+                    return Err(InvalidInput::new(
+                        "runner-releases-url",
+                        Some(url),
+                        "not an http(s) URL; give the URL of a `latest release` answer, e.g. https://api.github.com/repos/actions/runner/releases/latest",
+                    ));
+                }
+                if instance.runner_version_pinned {
+                    return Err(InvalidInput::new(
+                        "runner-releases-url",
+                        Some(url),
+                        "has no effect with runner-version, which pins the release; remove one of them",
+                    ));
+                }
+                Some(url.to_owned())
+            }
+            None if instance.runner_version_pinned => None,
+            None => Some(format!(
+                "{}/repos/actions/runner/releases/latest",
+                github.api_url
+            )),
+        };
         let chosen = parse_choice(
             "market",
             &args.market,
@@ -1232,6 +1265,7 @@ impl StartSettings {
                 Duration::from_secs(10),
                 Duration::from_secs(3600),
             )?,
+            runner_releases_url,
             run,
         })
     }

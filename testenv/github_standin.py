@@ -28,6 +28,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import math
 import re
 import secrets
@@ -175,6 +176,17 @@ def parse_extras(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("secondary_limit.status must be 403 or 429")
     out["secondary_limit"] = {"max_concurrent_mutations": mx, "retry_after": ra, "status": status}
     out["mutation_delay"] = _number(cfg, "mutation_delay_ms", 0.0, 0.0) / 1000.0
+    # The answer to GET /repos/actions/runner/releases/latest: by default the
+    # project's fixture of the newest release it knows; null = 404 (no such
+    # repository, as on most GitHub Enterprise Servers).
+    release = cfg.get("runner_release", "fixture")
+    if release == "fixture":
+        fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "runner-release-latest.json")
+        with open(fixture, encoding="utf-8") as fh:
+            release = json.load(fh)
+    if release is not None and not isinstance(release, dict):
+        raise ConfigError('runner_release must be a release object, "fixture" or null')
+    out["runner_release"] = release
     out["token_ttl"] = _number(cfg, "installation_token_ttl", float(DEFAULT_TOKEN_TTL), 0.0, strict=True)
     fmt = cfg.get("token_format") or "classic"
     if fmt not in TOKEN_FORMATS:
@@ -1051,6 +1063,14 @@ class Standin:
         base: str,
     ) -> Reply:
         segs = [s for s in path.split("/") if s]
+
+        # ---- the newest actions/runner release (a public repository: any
+        # valid credential, or none). NOTE: https://docs.github.com/en/rest/releases/releases#get-the-latest-release
+        if segs == ["repos", "actions", "runner", "releases", "latest"] and method == "GET":
+            release = self.state.extras.get("runner_release")
+            if release is None:
+                return Reply(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+            return Reply(200, release)
 
         # ---- GitHub App (JWT) endpoints
         if segs == ["app"] and method == "GET":

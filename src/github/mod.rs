@@ -4,6 +4,7 @@
 //! limit headers, and turns failures into messages that say what to fix.
 
 pub(crate) mod auth;
+pub(crate) mod releases;
 pub(crate) mod runners;
 
 use std::time::Duration;
@@ -192,6 +193,30 @@ fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, Githu
         )
         // Retries are ours (below): they know that every request may be repeated and
         // honour the rate-limit headers within the step's own deadline.
+        .add_retry_config(RetryConfig::None)
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .map_err(fail)
+}
+
+/// An octocrab transport without credentials, for public data on another host.
+fn transport_unauthenticated(api_url: &str) -> Result<Octocrab, GithubError> {
+    let fail = |e: octocrab::Error| GithubError::Transport {
+        action: "set up the HTTP client".to_owned(),
+        detail: e.to_string(),
+    };
+    Octocrab::builder()
+        .base_uri(api_url)
+        .map_err(fail)?
+        .add_header(
+            http::header::USER_AGENT,
+            concat!("ec2-spot-runner/", env!("CARGO_PKG_VERSION")).to_owned(),
+        )
+        .add_header(
+            http::header::ACCEPT,
+            "application/vnd.github+json".to_owned(),
+        )
         .add_retry_config(RetryConfig::None)
         .set_connect_timeout(Some(Duration::from_secs(10)))
         .set_read_timeout(Some(Duration::from_secs(30)))

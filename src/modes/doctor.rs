@@ -213,6 +213,7 @@ async fn check_launch(client: &Client, start: &StartSettings, list: &mut Checkli
     let spec = match start::launch_spec(
         start,
         &learned,
+        &instance.runner_release,
         "doctor",
         &format!("{}-1", instance.runner_prefix),
         "doctor-dry-run",

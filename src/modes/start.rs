@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::github::runners::JitRunner;
 use crate::github::{self, Github};
 use crate::modes::user_data;
-use crate::settings::{MarketPolicy, StartSettings, WaitFor};
+use crate::settings::{MarketPolicy, RunnerDownload, StartSettings, WaitFor};
 use crate::summary;
 use crate::tags::LaunchTags;
 
@@ -178,10 +178,18 @@ async fn start(
                 mint_runner(settings, github, created, name).await
             }
         }));
-        let (jits, ()) = tokio::join!(minting, group_check);
+        // The newest actions/runner release, so the machine does not run a
+        // version GitHub stops serving.
+        let release = async {
+            match &settings.runner_releases_url {
+                Some(url) => Some(github::releases::latest(github, url).await),
+                None => None,
+            }
+        };
+        let (jits, (), release) = tokio::join!(minting, group_check, release);
         jits.into_iter()
             .collect::<Result<Vec<_>, Error>>()
-            .map(|jits| (github, jits))
+            .map(|jits| (github, jits, release))
     };
     let (minted, prices, image) = cancel
         .guard(async {
@@ -196,7 +204,8 @@ async fn start(
                 })
         })
         .await?;
-    let (github, jits) = minted?;
+    let (github, jits, release) = minted?;
+    let runner = runner_release(settings, release);
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
     let (types, root) = image_facts(settings, image?)?;
     let subnet_zones = if subnet_zones.is_empty() {
@@ -242,6 +251,7 @@ async fn start(
         candidates: &candidates,
         scope: &scope,
         learned: &learned,
+        runner: &runner,
         cancel,
     };
     // All machines of a `count` launch go out together.
@@ -499,6 +509,7 @@ struct Launch<'a> {
     candidates: &'a [Candidate],
     scope: &'a str,
     learned: &'a Learned,
+    runner: &'a RunnerDownload,
     cancel: &'a Cancel,
 }
 
@@ -517,6 +528,7 @@ impl Launch<'_> {
         let spec = launch_spec(
             settings,
             self.learned,
+            self.runner,
             self.scope,
             runner_name,
             crate::settings::expose(&jit.config),
@@ -579,12 +591,13 @@ impl Launch<'_> {
 pub(crate) fn launch_spec<'a>(
     settings: &'a StartSettings,
     learned: &'a Learned,
+    runner: &RunnerDownload,
     scope: &str,
     runner_name: &str,
     jit_config: &str,
 ) -> Result<LaunchSpec<'a>, Error> {
     let instance = &settings.instance;
-    let script = user_data::render_for(instance, runner_name, jit_config);
+    let script = user_data::render_for(instance, runner, runner_name, jit_config);
     let tags = LaunchTags {
         label: &instance.label,
         start_id: &instance.start_id,
@@ -619,6 +632,38 @@ pub(crate) fn launch_spec<'a>(
         ),
         max_spot_price: settings.max_spot_price,
     })
+}
+
+/// The runner release the instance downloads (when it has none
+/// installed): the newest one, as looked up; the user's `runner-version`;
+/// or, when the lookup failed, the newest compiled pin, with a warning that
+/// says how old that pin is.
+fn runner_release(
+    settings: &StartSettings,
+    looked_up: Option<github::releases::Lookup>,
+) -> RunnerDownload {
+    let pinned = &settings.instance.runner_release;
+    match looked_up {
+        None => pinned.clone(),
+        Some(Ok(newest)) => {
+            tracing::info!(version = %newest.version, "newest actions/runner release");
+            newest
+        }
+        Some(Err(why)) => {
+            let pin = &crate::userdata::RUNNER_RELEASES[0];
+            let age = chrono::NaiveDate::parse_from_str(pin.pinned_on, "%Y-%m-%d")
+                .ok()
+                .map(|d| (chrono::Utc::now().date_naive() - d).num_days())
+                .map(|days| format!(", pinned {days} days ago ({})", pin.pinned_on))
+                .unwrap_or_default();
+            actions::warning(&format!(
+                "could not read the newest actions/runner release from {} ({why}); using the compiled pin {}{age}. GitHub stops queuing jobs to runners that fall behind: set runner-releases-url to a mirror, or pin runner-version with runner-sha256",
+                settings.runner_releases_url.as_deref().unwrap_or_default(),
+                pinned.version
+            ));
+            pinned.clone()
+        }
+    }
 }
 
 /// What the image lookup means for the launch: the instance types that can

@@ -4,12 +4,13 @@
 
 use crate::cli::UserDataArgs;
 use crate::error::Error;
-use crate::settings::{InstanceSettings, RunContext};
+use crate::settings::{InstanceSettings, RunContext, RunnerDownload};
 use crate::userdata::{self, UserDataSettings};
 
 /// Renders the user-data of one runner.
 pub(crate) fn render_for(
     instance: &InstanceSettings,
+    runner: &RunnerDownload,
     runner_name: &str,
     jit_config: &str,
 ) -> String {
@@ -19,17 +20,9 @@ pub(crate) fn render_for(
         label: instance.label.as_str().to_owned(),
         runner_user: "runner".to_owned(),
         runner_dir: instance.runner_dir.clone(),
-        runner_version: instance.runner_release.version.clone(),
-        sha256_x64: instance
-            .runner_release
-            .sha256_x64
-            .clone()
-            .unwrap_or_default(),
-        sha256_arm64: instance
-            .runner_release
-            .sha256_arm64
-            .clone()
-            .unwrap_or_default(),
+        runner_version: runner.version.clone(),
+        sha256_x64: runner.sha256_x64.clone().unwrap_or_default(),
+        sha256_arm64: runner.sha256_arm64.clone().unwrap_or_default(),
         download_url: userdata::DEFAULT_DOWNLOAD_URL.to_owned(),
         max_lifetime: instance.max_lifetime,
         idle_timeout: instance.idle_timeout,
@@ -54,6 +47,9 @@ pub(crate) fn run(args: UserDataArgs) -> Result<(), Error> {
         None => "JIT-CONFIG-PLACEHOLDER".to_owned(),
     };
     crate::actions::mask(&jit);
-    print!("{}", render_for(&instance, &runner_name, &jit));
+    print!(
+        "{}",
+        render_for(&instance, &instance.runner_release, &runner_name, &jit)
+    );
     Ok(())
 }

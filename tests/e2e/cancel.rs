@@ -256,6 +256,10 @@ fn assert_clean(env: &Env, point: &str, ended: &Ended) {
         ended.output
     );
     assert_eq!(ended.code, Some(1), "{point}\n{}", ended.output);
+    assert_eq!(
+        ended.leftovers, 0,
+        "{point}: no process of the step outlived it"
+    );
     assert!(
         ended.output.contains("cancelled by SIGINT"),
         "{point}: the binary saw the runner's SIGINT\n{}",

@@ -311,3 +311,52 @@ fn the_policy_command_prints_exactly_the_six_actions_and_they_suffice() {
     assert!(env.live_instances().is_empty());
     assert_eq!(env.state_of(&orphan), "terminated");
 }
+
+#[test]
+fn the_newest_runner_release_goes_to_the_instance_and_the_pin_is_the_fallback() {
+    let env = Env::start();
+    let (x64, arm64) = ("b".repeat(64), "c".repeat(64));
+    env.configure_github(json!({"runner_release": {
+        "tag_name": "v2.340.0", "draft": false, "prerelease": false,
+        "body": format!("- linux-x64 <!-- BEGIN SHA linux-x64 -->{x64}<!-- END SHA linux-x64 -->\n- linux-arm64 <!-- BEGIN SHA linux-arm64 -->{arm64}<!-- END SHA linux-arm64 -->")
+    }}));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.340.0");
+    assert_eq!(script_setting(&script, "RUNNER_SHA256_X64"), x64);
+    assert_eq!(script_setting(&script, "RUNNER_SHA256_ARM64"), arm64);
+    let lookups = |env: &Env| {
+        env.github_calls()
+            .iter()
+            .filter(|c| c["path"] == "/repos/actions/runner/releases/latest")
+            .count()
+    };
+    assert_eq!(lookups(&env), 1);
+
+    // No release to read (a GitHub Enterprise Server without actions/runner):
+    // the compiled pin, with a warning that says how old it is.
+    let env = Env::start();
+    env.configure_github(json!({"runner_release": null}));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let warning = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::warning::could not read the newest actions/runner release"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        warning.contains("using the compiled pin 2.338.0, pinned ") && warning.contains("days ago"),
+        "{warning}"
+    );
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
+
+    // runner-version pins the release: nothing is looked up.
+    let env = Env::start();
+    let run = env.start_runner(&[("INPUT_RUNNER_VERSION", "2.337.0")]);
+    run.assert_ok();
+    assert_eq!(lookups(&env), 0);
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.337.0");
+}
