@@ -271,7 +271,7 @@ class ShimState:
         self.calls: list[dict[str, Any]] = []
         self.seq = 0
         self.faults: list[dict[str, Any]] = []
-        self.fault_seq = 0
+        self.rule_seq = 0
         self.tokens: dict[tuple[str, str], dict[str, Any]] = {}
         self.token_locks: dict[tuple[str, str], threading.Lock] = {}
         self.spot_prices: list[dict[str, Any]] = []
@@ -280,7 +280,6 @@ class ShimState:
         # /_shim/launch-outcomes rules, and the instances they will end
         # (instance id -> {"due", "code", "message", "reason", "region", "owner", "done"}).
         self.outcome_rules: list[dict[str, Any]] = []
-        self.outcome_seq = 0
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.generation = 0  # bumped by reset: stale timers do nothing
         self.iam_enforced = False
@@ -409,26 +408,7 @@ class Ec2Shim:
                     st.calls.clear()
                 return Response(204, [], b"")
         if path == "/_shim/faults":
-            if method == "GET":
-                with st.lock:
-                    return Response.json(200, copy.deepcopy(st.faults))
-            if method == "POST":
-                rules = payload()
-                if isinstance(rules, dict):
-                    rules = [rules]
-                if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
-                    return Response.json(400, {"error": "expected a JSON list of rule objects"})
-                with st.lock:
-                    for r in rules:
-                        st.fault_seq += 1
-                        r = dict(r)
-                        r.setdefault("id", st.fault_seq)
-                        st.faults.append(r)
-                    return Response.json(200, copy.deepcopy(st.faults))
-            if method == "DELETE":
-                with st.lock:
-                    st.faults.clear()
-                return Response(204, [], b"")
+            return self.rules_admin(method, st.faults, payload, lambda r: r)
         if path == "/_shim/spot-prices":
             if method == "GET":
                 with st.lock:
@@ -450,34 +430,19 @@ class Ec2Shim:
                     st.spot_prices = []
                 return Response(204, [], b"")
         if path == "/_shim/launch-outcomes":
-            if method == "GET":
-                with st.lock:
-                    return Response.json(200, copy.deepcopy(st.outcome_rules))
-            if method == "POST":
-                rules = payload()
-                if isinstance(rules, dict):
-                    rules = [rules]
-                if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
-                    return Response.json(400, {"error": "expected a JSON list of rule objects"})
-                if not self.in_process:
-                    return Response.json(400, {"error": "launch outcomes need moto in the same process (serve.py)"})
-                with st.lock:
-                    for r in rules:
-                        st.outcome_seq += 1
-                        r = dict(r)
-                        r.setdefault("id", st.outcome_seq)
-                        code = str(r.get("state_reason_code") or "Client.InternalError")
-                        r["state_reason_code"] = code
-                        known = LAUNCH_OUTCOMES.get(code, {})
-                        r.setdefault("state_reason_message", known.get("message") or f"{code}: {code}")
-                        r.setdefault("reason", known.get("reason") or code)
-                        r["after_seconds"] = float(r.get("after_seconds") or 0)
-                        st.outcome_rules.append(r)
-                    return Response.json(200, copy.deepcopy(st.outcome_rules))
-            if method == "DELETE":
-                with st.lock:
-                    st.outcome_rules.clear()
-                return Response(204, [], b"")
+            if method == "POST" and not self.in_process:
+                return Response.json(400, {"error": "launch outcomes need moto in the same process (serve.py)"})
+
+            def outcome(r: dict[str, Any]) -> dict[str, Any]:
+                code = str(r.get("state_reason_code") or "Client.InternalError")
+                r["state_reason_code"] = code
+                known = LAUNCH_OUTCOMES.get(code, {})
+                r.setdefault("state_reason_message", known.get("message") or f"{code}: {code}")
+                r.setdefault("reason", known.get("reason") or code)
+                r["after_seconds"] = float(r.get("after_seconds") or 0)
+                return r
+
+            return self.rules_admin(method, st.outcome_rules, payload, outcome)
         if path == "/_shim/config":
             if method == "POST":
                 cfg = payload() or {}
@@ -516,6 +481,38 @@ class Ec2Shim:
             st.reset()
             return Response.json(200, {"moto_reset_status": status})
         return Response.json(404, {"error": f"no admin endpoint {method} {path}"})
+
+    def rules_admin(
+        self,
+        method: str,
+        rules: list[dict[str, Any]],
+        payload: Any,
+        shape: Any,
+    ) -> Response:
+        """GET lists `rules`, POST appends one rule or a list (each given an
+        `id` and passed through `shape`), DELETE clears them."""
+        st = self.state
+        if method == "GET":
+            with st.lock:
+                return Response.json(200, copy.deepcopy(rules))
+        if method == "POST":
+            new = payload()
+            if isinstance(new, dict):
+                new = [new]
+            if not isinstance(new, list) or not all(isinstance(r, dict) for r in new):
+                return Response.json(400, {"error": "expected a JSON list of rule objects"})
+            with st.lock:
+                for r in new:
+                    st.rule_seq += 1
+                    r = dict(r)
+                    r.setdefault("id", st.rule_seq)
+                    rules.append(shape(r))
+                return Response.json(200, copy.deepcopy(rules))
+        if method == "DELETE":
+            with st.lock:
+                rules.clear()
+            return Response(204, [], b"")
+        return Response.json(405, {"error": f"{method} is not supported here"})
 
     # ------------------------------------------------------------------- IAM
     def set_enforcement(self, enforce: bool) -> None:

@@ -171,14 +171,21 @@ impl std::fmt::Debug for Github {
 
 /// Builds an octocrab transport that sends `Authorization: Bearer <credential>`.
 fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, GithubError> {
+    builder(api_url, Some(credential))
+}
+
+/// The transport every GitHub call goes through: the headers GitHub asks
+/// for, no retries of its own, bounded connect and read times.
+fn builder(api_url: &str, credential: Option<&SecretString>) -> Result<Octocrab, GithubError> {
     let fail = |e: octocrab::Error| GithubError::Transport {
         action: "set up the HTTP client".to_owned(),
         detail: e.to_string(),
     };
-    Octocrab::builder()
-        .base_uri(api_url)
-        .map_err(fail)?
-        .personal_token(credential.clone())
+    let mut builder = Octocrab::builder().base_uri(api_url).map_err(fail)?;
+    if let Some(credential) = credential {
+        builder = builder.personal_token(credential.clone());
+    }
+    builder
         .add_header(
             http::header::USER_AGENT,
             concat!("ec2-spot-runner/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -202,26 +209,7 @@ fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, Githu
 
 /// An octocrab transport without credentials, for public data on another host.
 fn transport_unauthenticated(api_url: &str) -> Result<Octocrab, GithubError> {
-    let fail = |e: octocrab::Error| GithubError::Transport {
-        action: "set up the HTTP client".to_owned(),
-        detail: e.to_string(),
-    };
-    Octocrab::builder()
-        .base_uri(api_url)
-        .map_err(fail)?
-        .add_header(
-            http::header::USER_AGENT,
-            concat!("ec2-spot-runner/", env!("CARGO_PKG_VERSION")).to_owned(),
-        )
-        .add_header(
-            http::header::ACCEPT,
-            "application/vnd.github+json".to_owned(),
-        )
-        .add_retry_config(RetryConfig::None)
-        .set_connect_timeout(Some(Duration::from_secs(10)))
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .build()
-        .map_err(fail)
+    builder(api_url, None)
 }
 
 /// Connects to GitHub with the configured credential: a token as given, or an
