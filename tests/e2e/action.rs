@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::harness::{self, AMI, APP_ID, Env, REPO, app_keys, tag};
@@ -271,6 +271,19 @@ impl<'a> Workflow<'a> {
     }
 
     fn run(&self, yaml: &str, action: &Path) -> ActRun {
+        let child = self.spawn(yaml, action);
+        let (code, out, err) = wait_output(child, Duration::from_secs(300), "act");
+        if std::env::var_os("EC2SR_SHOW_ACT_LOG").is_some() {
+            eprintln!("act exited with {code}:\n{out}\n{err}");
+        }
+        ActRun {
+            code,
+            log: format!("{out}\n{err}"),
+        }
+    }
+
+    /// Starts act on the workflow, without waiting for it.
+    fn spawn(&self, yaml: &str, action: &Path) -> Child {
         let dir = self.work.join(unique("wf"));
         let repo = dir.join("repo");
         std::fs::create_dir_all(&repo).unwrap();
@@ -361,15 +374,7 @@ impl<'a> Workflow<'a> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("start act");
-        let (code, out, err) = wait_output(child, Duration::from_secs(300), "act");
-        if std::env::var_os("EC2SR_SHOW_ACT_LOG").is_some() {
-            eprintln!("act exited with {code}:\n{out}\n{err}");
-        }
-        ActRun {
-            code,
-            log: format!("{out}\n{err}"),
-        }
+        cmd.spawn().expect("start act")
     }
 }
 
@@ -726,6 +731,73 @@ fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
         "no path was handed on"
     );
     eprintln!("install cancelled: SIGINT to exit {:?}", ended.took);
+}
+
+/// act cancels a step with SIGKILL ("this step has been cancelled: signal:
+/// killed"), not with the runner's SIGINT-then-SIGTERM, so no undo can run
+/// under act (tests/e2e/cancel.rs covers the runner's own sequence). What
+/// act can show is the second line of defence: the label and start id were
+/// handed on before anything was launched, so a stop with them removes
+/// everything even after a kill.
+#[test]
+fn a_start_killed_through_act_has_handed_on_what_stop_needs() {
+    let env = Env::start();
+    env.shim_config(json!({"pending_seconds": 60}));
+    let work = tempfile::tempdir().unwrap();
+    let action = copy_action(&work.path().join("action"));
+    let yaml = format!(
+        r#"name: e2e-cancel
+on: workflow_dispatch
+jobs:
+  start-runner:
+    runs-on: ubuntu-latest
+    steps:
+{copy}      - uses: ./{ACTION_DIR}
+        with:
+          mode: start
+          binary-path: ${{{{ vars.BINARY }}}}
+          github-app-id: ${{{{ vars.APP_ID }}}}
+          github-app-private-key: ${{{{ secrets.APP_PRIVATE_KEY }}}}
+          image-id: ${{{{ vars.AMI }}}}
+          instance-types: c7i.large
+"#,
+        copy = copy_step(),
+    );
+    let child = Workflow::new(&env, work.path()).spawn(&yaml, &action);
+    let began = Instant::now();
+    while !env.ec2_actions().iter().any(|a| a == "DescribeInstances") {
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the start never waited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let (code, out, err) = wait_output(child, Duration::from_secs(60), "act");
+    let took = signalled.elapsed();
+    let log = format!("{out}\n{err}");
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        log.contains("cancelled: signal: killed"),
+        "act kills the step\n{log}"
+    );
+    eprintln!("act cancelled the step (exit {code}) in {took:?}");
+    let output = |name: &str| {
+        let marker = format!("::set-output:: {name}=");
+        log.lines()
+            .find_map(|l| l.split_once(&marker).map(|(_, v)| v.trim().to_owned()))
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| panic!("no {name} output before the kill\n{log}"))
+    };
+    let (label, start_id) = (output("label"), output("start-id"));
+    assert_eq!(env.live_instances().len(), 1, "the kill left the machine");
+    env.stop_runner(&label, &[("INPUT_START_ID", &start_id)])
+        .assert_ok();
+    assert!(env.live_instances().is_empty(), "{log}");
+    assert!(env.runners().is_empty(), "{log}");
 }
 
 fn cleanup_workflow() -> String {
