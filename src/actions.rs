@@ -118,6 +118,27 @@ pub(crate) fn warning(message: &str) {
     }
 }
 
+/// Prints text the tool does not control (an instance's console) in a
+/// collapsed log group. In Actions, workflow commands are switched off
+/// around it with a one-time token, so a line such as `::add-mask::` or
+/// `::error::` in the text is shown, never obeyed.
+// NOTE: https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-commands#stopping-and-starting-workflow-commands
+pub(crate) fn untrusted_block(title: &str, text: &str) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if in_actions() {
+        let token = format!("ec2sr-{}", crate::settings::random_part(24));
+        let _ = writeln!(out, "::group::{}", escape_data(title));
+        let _ = writeln!(out, "::stop-commands::{token}");
+        let _ = writeln!(out, "{text}");
+        let _ = writeln!(out, "::{token}::");
+        let _ = writeln!(out, "::endgroup::");
+    } else {
+        let _ = writeln!(out, "--- {title}\n{text}\n---");
+    }
+    let _ = out.flush();
+}
+
 /// The step's outputs, written to `GITHUB_OUTPUT` as they become known (so a
 /// cancelled start still hands its label to the stop job), and printed as
 /// `name=value` lines outside Actions.

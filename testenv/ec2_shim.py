@@ -77,6 +77,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # TagSpecification; moto does not.  Checked by the shim while IAM is
     # enforced.
     "tag_on_create_needs_create_tags": True,
+    # GetConsoleOutput: the text every instance's console shows (null =
+    # moto's fixed sample, a Xen boot from 2006).
+    "console_output": None,
     # Eventual consistency: for this many seconds after the shim saw an
     # instance's RunInstances answer, DescribeInstances/TerminateInstances
     # naming it answer InvalidInstanceID.NotFound and listings leave it out.
@@ -458,6 +461,11 @@ class Ec2Shim:
                     for flag in ("rewrite_access_denied", "tag_on_create_needs_create_tags", "spot_service_linked_role"):
                         if flag in cfg:
                             st.config[flag] = bool(cfg[flag])
+                    if "console_output" in cfg:
+                        text = cfg["console_output"]
+                        if text is not None and not isinstance(text, str):
+                            return Response.json(400, {"error": "console_output must be a string or null"})
+                        st.config["console_output"] = text
             if method in ("GET", "POST"):
                 with st.lock:
                     return Response.json(200, dict(st.config, iam_enforced=st.iam_enforced))
@@ -850,6 +858,8 @@ class Ec2Shim:
                 table = list(self.state.spot_prices)
             if table:
                 return self.spot_price_history(table, params, region), "shim-spot-prices"
+        if action == "GetConsoleOutput":
+            resp.body = self.console_output(resp.body)
         if action in ("DescribeInstances", "DescribeInstanceStatus"):
             resp.body = self.rewrite_instances(action, params, resp.body)
         return resp, "moto"
@@ -1136,6 +1146,26 @@ class Ec2Shim:
             if not known_instance_type(itype):
                 return Response.ec2_error(400, "InvalidParameterValue", f"Invalid value '{itype}' for InstanceType.")
         return None
+
+    # ---------------------------------------------------- GetConsoleOutput
+    def console_output(self, body: bytes) -> bytes:
+        """Puts the configured console text into moto's answer (after moto
+        checked the caller and the instance id). EC2 returns the console
+        base64-encoded in `output`.
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html"""
+        with self.state.lock:
+            text = self.state.config.get("console_output")
+        if text is None:
+            return body
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return body
+        out = root.find(_q("output"))
+        if out is None:
+            return body
+        out.text = base64.b64encode(text.encode("utf-8")).decode()
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
     # ---------------------------------------------------- DescribeInstances
     def rewrite_instances(self, action: str, params: dict[str, str], body: bytes) -> bytes:

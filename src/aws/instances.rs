@@ -160,6 +160,36 @@ pub(crate) async fn terminate_launched(
     left
 }
 
+/// The last `lines` lines of an instance's console (its serial output: the
+/// kernel, cloud-init, and the user-data script's log). Needs the optional
+/// ec2:GetConsoleOutput.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html
+pub(crate) async fn console_tail(
+    client: &Client,
+    id: &str,
+    lines: usize,
+) -> Result<Option<String>, AwsError> {
+    let output = client
+        .get_console_output()
+        .instance_id(id)
+        .latest(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetConsoleOutput", &e))?;
+    let Some(encoded) = output.output() else {
+        return Ok(None);
+    };
+    let bytes = aws_smithy_types::base64::decode(encoded.trim()).map_err(|e| AwsError {
+        action: "GetConsoleOutput",
+        code: None,
+        detail: format!("the console output is not base64: {e}"),
+        hint: None,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+}
+
 /// The polling schedule while waiting: fast at first (an instance is often
 /// `running` within seconds), never slower than 1 s during the first 30 s,
 /// then backing off to 5 s so a long wait costs few calls.

@@ -153,6 +153,27 @@ async fn check_aws(client: &Client, settings: &DoctorSettings, list: &mut Checkl
         "ec2:DescribeSpotPriceHistory",
         dry_run("DescribeSpotPriceHistory", prices),
     );
+    let console = client
+        .get_console_output()
+        .dry_run(true)
+        .instance_id(NO_INSTANCE)
+        .send()
+        .await;
+    let why = crate::modes::policy::OPTIONAL
+        .iter()
+        .find(|(action, _)| *action == "ec2:GetConsoleOutput")
+        .map(|(_, why)| *why)
+        .unwrap_or_default();
+    list.add(
+        "ec2:GetConsoleOutput (optional)",
+        match dry_run("GetConsoleOutput", console) {
+            Outcome::Fail(_) => Outcome::Warn(format!(
+                "not allowed: a start works without it; allow it to {why} (`ec2-spot-runner policy --optional`)"
+            )),
+            Outcome::Pass(_) => Outcome::Pass(format!("allowed: will {why}")),
+            other => other,
+        },
+    );
 }
 
 /// Dry-runs the RunInstances request a start with these inputs would send

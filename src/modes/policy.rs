@@ -38,7 +38,7 @@ pub(crate) const ACTIONS: [(&str, &str); 6] = [
 ];
 
 /// Read-only actions outside the six that make a start better when allowed.
-pub(crate) const OPTIONAL: [(&str, &str); 2] = [
+pub(crate) const OPTIONAL: [(&str, &str); 3] = [
     (
         "ec2:DescribeImages",
         "read the image's root device, architecture and platform before launch",
@@ -46,6 +46,10 @@ pub(crate) const OPTIONAL: [(&str, &str); 2] = [
     (
         "ec2:DescribeSubnets",
         "rank subnet-ids by their zone's spot price",
+    ),
+    (
+        "ec2:GetConsoleOutput",
+        "show the console of a machine whose runner never came online",
     ),
 ];
 
@@ -98,9 +102,21 @@ pub(crate) fn document(scoped: bool, optional: bool) -> Value {
         statements.push(json!({
             "Sid": "OptionalReads",
             "Effect": "Allow",
-            "Action": OPTIONAL.iter().map(|(action, _)| *action).collect::<Vec<_>>(),
+            "Action": ["ec2:DescribeImages", "ec2:DescribeSubnets"],
             "Resource": "*"
         }));
+        let mut console = json!({
+            "Sid": "OptionalConsole",
+            "Effect": "Allow",
+            "Action": ["ec2:GetConsoleOutput"],
+            "Resource": "*"
+        });
+        if scoped {
+            console["Resource"] = json!(LAUNCHED[0]);
+            console["Condition"] =
+                json!({"StringEquals": {format!("aws:ResourceTag/{}", tags::MANAGED): "true"}});
+        }
+        statements.push(console);
     }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
@@ -137,7 +153,12 @@ mod tests {
         assert_eq!(actions(&document(true, false)), six);
         assert_eq!(actions(&document(false, false)), six);
         let with_extras = actions(&document(true, true));
-        assert_eq!(with_extras.len(), 8);
+        assert_eq!(with_extras.len(), 9);
+        let mut optional: Vec<&str> = OPTIONAL.iter().map(|(a, _)| *a).collect();
+        optional.sort_unstable();
+        for action in optional {
+            assert!(with_extras.iter().any(|a| a == action), "{action}");
+        }
         assert!(with_extras.contains(&"ec2:DescribeImages".to_owned()));
     }
 

@@ -348,9 +348,21 @@ async fn start(
     }
     if settings.wait_for == WaitFor::Online {
         let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
-        cancel
+        let online = cancel
             .guard(wait_online(github, &names, deadline, settings))
-            .await?;
+            .await;
+        if let Err(err @ Error::Timeout { .. }) = online {
+            // Before the undo ends the machines: what their consoles say.
+            let secrets: Vec<&str> = jits
+                .iter()
+                .map(|j| crate::settings::expose(&j.config))
+                .collect();
+            for s in &started {
+                show_console(client, &s.instance_id, &secrets).await;
+            }
+            return Err(err);
+        }
+        online?;
         tracing::info!(elapsed = ?began.elapsed(), "runner online");
     }
     if settings.boot_boost {
@@ -360,6 +372,33 @@ async fn start(
         drop_boot_boost(client, &described).await;
     }
     Ok((started, prices))
+}
+
+/// How many console lines a runner that never came online shows.
+const CONSOLE_TAIL: usize = 60;
+
+/// Prints the tail of an instance's console, so a runner that never came
+/// online shows why before its machine is gone. The text comes from the
+/// machine, so it cannot issue workflow commands (they are stopped around
+/// it) and the runner's JIT config is blanked out should it appear.
+async fn show_console(client: &Client, id: &str, secrets: &[&str]) {
+    match instances::console_tail(client, id, CONSOLE_TAIL).await {
+        Ok(Some(tail)) => {
+            let tail = secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .fold(tail, |text, secret| text.replace(secret, "***"));
+            actions::untrusted_block(
+                &format!("console of {id} (last {CONSOLE_TAIL} lines)"),
+                &tail,
+            );
+        }
+        Ok(None) => tracing::info!(instance = id, "the console of {id} is empty so far"),
+        Err(err) if err.code.as_deref() == Some("UnauthorizedOperation") => tracing::info!(
+            "allow ec2:GetConsoleOutput (optional) to see the instance's console here when a runner never comes online"
+        ),
+        Err(err) => tracing::info!("could not read the console of {id}: {err}"),
+    }
 }
 
 /// Waits until every runner is online on GitHub on two polls in a row (a

@@ -261,18 +261,62 @@ fn wait_for_online_succeeds_when_the_runner_registers_and_drops_the_boot_boost()
 #[test]
 fn a_runner_that_never_comes_online_times_out_and_is_cleaned_up() {
     let env = Env::start();
+    // What the machine's console says, including lines that try to act as
+    // workflow commands.
+    env.shim_config(
+        json!({"console_output": "[    0.000000] Linux version 6.1.0-27-cloud-amd64\n\
+        2026-12-02T06:00:01Z ec2-spot-runner: downloading actions-runner-linux-x64-2.338.0.tar.gz\n\
+        curl: (6) Could not resolve host: github.com\n\
+        ::error::a line from the machine\n\
+        ::add-mask::nothing\n\
+        2026-12-02T06:00:09Z ec2-spot-runner: powering off: could not download the runner"}),
+    );
     let run = env.start_runner(&[("INPUT_WAIT_FOR", "online"), ("INPUT_TIMEOUT", "10s")]);
     assert_eq!(run.code, 1);
-    let error = run.error();
+    let error = run
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with("::error::"))
+        .unwrap_or_default();
     assert!(
         error.contains("come online") && error.contains("system log"),
         "{error}"
     );
+    // The console's tail is shown before the machine is gone, with workflow
+    // commands stopped around it.
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in\n{}", run.stdout))
+    };
+    let group = at("::group::console of i-");
+    let stop = at("::stop-commands::");
+    let cause = at("Could not resolve host: github.com");
+    let injected = at("::error::a line from the machine");
+    let token = lines[stop].trim_start_matches("::stop-commands::");
+    let resume = at(&format!("::{token}::"));
+    assert!(group < stop && stop < cause && cause < injected && injected < resume);
     assert!(
         env.live_instances().is_empty(),
         "the instance was terminated"
     );
     assert!(env.runners().is_empty(), "the runner was deleted");
+
+    // With only the six actions the console is not readable: one line says
+    // which permission would show it.
+    let mut env = Env::start();
+    let doc = env.policy();
+    env.act_as("six-actions", &doc);
+    let run = env.start_runner(&[("INPUT_WAIT_FOR", "online"), ("INPUT_TIMEOUT", "10s")]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stdout.contains("::group::console"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("allow ec2:GetConsoleOutput"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
