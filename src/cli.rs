@@ -195,6 +195,9 @@ pub(crate) struct InstanceArgs {
     /// SHA-256 checksums `x64=HEX,arm64=HEX` for a runner-version the binary does not know.
     #[arg(long, env = "INPUT_RUNNER_SHA256")]
     pub(crate) runner_sha256: Option<String>,
+    /// Instance profile (name or ARN) that gives the machine an IAM role; needs iam:PassRole on its role.
+    #[arg(long, env = "INPUT_IAM_INSTANCE_PROFILE")]
+    pub(crate) iam_instance_profile: Option<String>,
     /// Bash run as root on the instance before the runner starts.
     #[arg(long, env = "INPUT_PRE_RUNNER_SCRIPT", allow_hyphen_values = true)]
     pub(crate) pre_runner_script: Option<String>,
@@ -256,9 +259,12 @@ pub(crate) struct PolicyArgs {
     /// Print the six actions on every resource, without the tag conditions.
     #[arg(long)]
     pub(crate) unscoped: bool,
-    /// Add the optional read-only extras (ec2:DescribeImages, ec2:DescribeSubnets).
+    /// Add the optional extras (ec2:DescribeImages, ec2:DescribeSubnets, ec2:GetConsoleOutput).
     #[arg(long)]
     pub(crate) optional: bool,
+    /// Add iam:PassRole for the role of `iam-instance-profile` (its ARN), passable to EC2 only.
+    #[arg(long)]
+    pub(crate) pass_role: Option<String>,
 }
 
 /// Inputs of `user-data`.

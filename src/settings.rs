@@ -868,6 +868,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) runner_version_pinned: bool,
     /// Script run before the runner.
     pub(crate) pre_runner_script: Option<String>,
+    /// The instance profile that gives the machine a role.
+    pub(crate) instance_profile: Option<InstanceProfile>,
 }
 
 impl InstanceSettings {
@@ -1018,7 +1020,64 @@ impl InstanceSettings {
             runner_release,
             runner_version_pinned: present(&args.runner_version).is_some(),
             pre_runner_script,
+            instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
         })
+    }
+}
+
+/// An IAM instance profile, as RunInstances takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InstanceProfile {
+    /// By name.
+    Name(String),
+    /// By ARN (`arn:aws:iam::ACCOUNT:instance-profile/NAME`).
+    Arn(String),
+}
+
+/// Reads `iam-instance-profile`: a profile name or ARN. A role ARN is the
+/// common mistake (RunInstances takes the profile that holds the role).
+// NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2_instance-profiles.html
+fn parse_instance_profile(raw: &Option<String>) -> Result<Option<InstanceProfile>, InvalidInput> {
+    let Some(value) = present(raw) else {
+        return Ok(None);
+    };
+    let input = "iam-instance-profile";
+    if let Some(rest) = value.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let ok = parts.len() == 5
+            && parts[0].starts_with("aws")
+            && parts[1] == "iam"
+            && parts[3].len() == 12
+            && parts[3].bytes().all(|b| b.is_ascii_digit());
+        return match parts.get(4) {
+            Some(resource) if ok && resource.starts_with("instance-profile/") => {
+                Ok(Some(InstanceProfile::Arn(value.to_owned())))
+            }
+            Some(resource) if ok && resource.starts_with("role/") => Err(InvalidInput::new(
+                input,
+                Some(value),
+                "is a role's ARN; give the instance profile that holds the role (its ARN has `:instance-profile/`, or just its name). A role made in the IAM console has a profile of the same name; otherwise `aws iam create-instance-profile` and `add-role-to-instance-profile`",
+            )),
+            _ => Err(InvalidInput::new(
+                input,
+                Some(value),
+                "not an instance profile ARN; expected arn:aws:iam::ACCOUNT:instance-profile/NAME, or a profile name",
+            )),
+        };
+    }
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(Some(InstanceProfile::Name(value.to_owned())))
+    } else {
+        Err(InvalidInput::new(
+            input,
+            Some(value),
+            "not an instance profile name; use 1 to 128 letters, digits and +=,.@_-, or the profile's ARN",
+        ))
     }
 }
 

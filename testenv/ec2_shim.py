@@ -483,6 +483,12 @@ class Ec2Shim:
             req = payload() or {}
             self.set_enforcement(bool(req.get("enforce")))
             return Response.json(200, {"iam_enforced": st.iam_enforced})
+        if path == "/_shim/instance-profile" and method == "POST":
+            # {"profile": "NAME" or null, "role": "NAME"}: creates the role
+            # (trusting EC2) and, unless profile is null, an instance profile
+            # holding it, in moto's IAM (admin side, never authorised).
+            req = payload() or {}
+            return Response.json(200, self.create_instance_profile(req))
         if path == "/_shim/reset" and method == "POST":
             status, data = self.upstream.simple("POST", "/moto-api/reset")
             self.set_enforcement(False)
@@ -631,6 +637,29 @@ class Ec2Shim:
             "enforce_conditions": enforce,
             "enforced_policies": enforced_policies,
         }
+
+    def create_instance_profile(self, req: dict[str, Any]) -> dict[str, Any]:
+        role = str(req.get("role") or "runner-role")
+        profile = req.get("profile", role)
+        with self._iam_lock:
+            was = self.state.iam_enforced
+            if was:
+                self.set_enforcement(False)
+            try:
+                iam = self._iam()
+                trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                         "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+                role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+                out: dict[str, Any] = {"role_arn": role_arn}
+                if profile:
+                    made = iam.create_instance_profile(InstanceProfileName=str(profile))["InstanceProfile"]
+                    iam.add_role_to_instance_profile(InstanceProfileName=str(profile), RoleName=role)
+                    out["profile_arn"] = made["Arn"]
+                    out["profile_name"] = made["InstanceProfileName"]
+            finally:
+                if was:
+                    self.set_enforcement(True)
+        return out
 
     def install_admin_keys(self, wanted: list[dict[str, str]]) -> list[str]:
         """Give fixed credentials (by default testing/testing, what test code
@@ -819,6 +848,9 @@ class Ec2Shim:
         if denied is not None:
             return denied, "shim-iam"
         if action == "RunInstances":
+            unknown = self.unknown_instance_profile(params)
+            if unknown is not None:
+                return unknown, "shim"
             return self.run_instances(params, region, method, raw_path, headers, body)
         if action == "DescribeSpotPriceHistory":
             with self.state.lock:
@@ -1145,6 +1177,27 @@ class Ec2Shim:
         for itype in _indexed(params, "InstanceType"):
             if not known_instance_type(itype):
                 return Response.ec2_error(400, "InvalidParameterValue", f"Invalid value '{itype}' for InstanceType.")
+        return None
+
+    def unknown_instance_profile(self, params: dict[str, str]) -> Response | None:
+        """EC2 refuses a launch whose IamInstanceProfile names no instance
+        profile (a role name given instead is the usual cause); moto raises
+        IAM's NoSuchEntity instead. Message as EC2 words it, e.g. in
+        https://repost.aws/knowledge-center/iam-role-not-in-list (the
+        profile, not the role, is what RunInstances takes)."""
+        if not self.in_process:
+            return None
+        for key, field in (("IamInstanceProfile.Name", "name"), ("IamInstanceProfile.Arn", "arn")):
+            value = params.get(key)
+            if not value:
+                continue
+            state = iam_state(region_free=True)
+            if state is not None and state.instance_profile_roles(value) is None:
+                return Response.ec2_error(
+                    400,
+                    "InvalidParameterValue",
+                    f"Value ({value}) for parameter iamInstanceProfile.{field} is invalid. Invalid IAM Instance Profile {field}",
+                )
         return None
 
     # ---------------------------------------------------- GetConsoleOutput
@@ -1817,6 +1870,16 @@ def patch_moto() -> None:
     run_instances._ec2sr_patched = True  # type: ignore[attr-defined]
     InstanceResponse.run_instances = run_instances  # type: ignore[assignment]
     InstanceResponse._parse_block_device_mapping = parse_block_device_mapping  # type: ignore[assignment]
+
+
+def iam_state(region_free: bool = True) -> Any:
+    """moto's IAM, read in process, through iam_policy's model."""
+    try:
+        import iam_policy
+
+        return iam_policy.MotoEc2State(ACCOUNT_ID, "us-east-1")
+    except Exception:
+        return None
 
 
 def make_server(host: str, port: int, moto_url: str, in_process_moto: bool = False, verbose: bool = False) -> tuple[QuietServer, Ec2Shim]:

@@ -551,6 +551,10 @@ class ResourceState:
         """The group, or (None) the default group of the VPC."""
         return None
 
+    def instance_profile_roles(self, name_or_arn: str) -> list[str] | None:
+        """The role ARNs of an instance profile (by name or ARN); None if unknown."""
+        return None
+
 
 
 class MotoEc2State(ResourceState):
@@ -565,6 +569,7 @@ class MotoEc2State(ResourceState):
 
         self.b = ec2_backends[account][region]
         self.region = region
+        self.account = account
 
     @staticmethod
     def _retry(fn: Callable[[], Any]) -> Any:
@@ -573,6 +578,18 @@ class MotoEc2State(ResourceState):
                 return fn()
             except RuntimeError:  # dict changed size during iteration
                 continue
+        return None
+
+    def instance_profile_roles(self, name_or_arn: str) -> list[str] | None:
+        try:
+            from moto.iam.models import iam_backends
+
+            backend = iam_backends[self.account]["aws"]
+            for profile in backend.instance_profiles.values():
+                if name_or_arn in (profile.name, profile.arn):
+                    return [role.arn for role in profile.roles]
+        except Exception:
+            return None
         return None
 
     def tags(self, resource_id: str) -> dict[str, str] | None:
@@ -851,6 +868,16 @@ def run_instances_authorizations(
     for rtype in tagspecs:
         if rtype not in ("instance", "volume", "network-interface"):
             add(rtype, "*", {}, created=True)  # e.g. spot-instances-request
+
+    # An instance profile: EC2 checks that the caller may pass its role to
+    # EC2 (iam:PassRole on the role, iam:PassedToService=ec2.amazonaws.com).
+    # NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2.html#roles-usingrole-ec2instance-permissions
+    profile = params.get("IamInstanceProfile.Arn") or params.get("IamInstanceProfile.Name")
+    if profile:
+        for role_arn in state.instance_profile_roles(profile) or []:
+            ctx = dict(base)
+            ctx["iam:PassedToService"] = "ec2.amazonaws.com"
+            out.append(AuthzRequest("iam:PassRole", role_arn, ctx))
 
     if implicit_create_tags:
         for rtype, tags in tagspecs.items():

@@ -68,6 +68,10 @@ pub(crate) fn is_capacity_code(code: &str) -> bool {
 
 fn hint_for(action: &str, code: Option<&str>, detail: &str) -> Option<String> {
     let hint = match code {
+        // NOTE: EC2 checks iam:PassRole on the instance profile's role.
+        // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html
+        Some("UnauthorizedOperation" | "AccessDenied") if detail.contains("iam:PassRole") => "These credentials may not pass the instance profile's role to EC2: allow iam:PassRole on that role (with the condition iam:PassedToService = ec2.amazonaws.com); `ec2-spot-runner policy --pass-role ROLE_ARN` prints the statement".to_owned(),
+        Some("InvalidParameterValue") if detail.contains("iamInstanceProfile") => "Check `iam-instance-profile`: it must name an instance profile, not a role. A role made in the IAM console has a profile of the same name; for one made otherwise create it with `aws iam create-instance-profile` and `aws iam add-role-to-instance-profile`".to_owned(),
         Some("UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => format!(
             "The AWS credentials may not call ec2:{action}. Add it to the role's or user's IAM policy; `ec2-spot-runner policy` prints the six actions the tool needs"
         ),

@@ -10,16 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, InstanceInterruptionBehavior,
-    InstanceMarketOptionsRequest, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
-    InstanceType as Ec2InstanceType, MarketType, Placement, ShutdownBehavior, SpotInstanceType,
-    SpotMarketOptions, TagSpecification, VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceType as Ec2InstanceType, MarketType, Placement,
+    ShutdownBehavior, SpotInstanceType, SpotMarketOptions, TagSpecification, VolumeType,
 };
 use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
 use crate::aws::placement::{Candidate, Market};
-use crate::settings::{ImageId, InstanceType, SecurityGroupId};
+use crate::settings::{ImageId, InstanceProfile, InstanceType, SecurityGroupId};
 
 /// gp3's baseline, which every gp3 volume gets at no extra charge.
 pub(crate) const GP3_BASELINE_IOPS: i32 = 3000;
@@ -162,6 +162,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub(crate) token_seed: String,
     /// The spot price cap, also sent to EC2 so the instance is never billed above it.
     pub(crate) max_spot_price: Option<f64>,
+    /// The instance profile that gives the machine a role.
+    pub(crate) instance_profile: Option<&'a InstanceProfile>,
 }
 
 impl std::fmt::Debug for LaunchSpec<'_> {
@@ -252,6 +254,13 @@ pub(crate) fn request(
                 .build(),
         )
         .set_tag_specifications(Some(spec.tags.clone()));
+    if let Some(profile) = spec.instance_profile {
+        let builder = IamInstanceProfileSpecification::builder();
+        request = request.iam_instance_profile(match profile {
+            InstanceProfile::Name(name) => builder.name(name).build(),
+            InstanceProfile::Arn(arn) => builder.arn(arn).build(),
+        });
+    }
     if !spec.security_group_ids.is_empty() {
         request = request.set_security_group_ids(Some(
             spec.security_group_ids

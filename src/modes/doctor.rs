@@ -73,6 +73,13 @@ where
         Ok(_) => Outcome::Pass("allowed".into()),
         Err(err) => match err.code() {
             Some("DryRunOperation") => Outcome::Pass("allowed".into()),
+            Some("UnauthorizedOperation" | "AccessDenied")
+                if err.message().is_some_and(|m| m.contains("iam:PassRole")) =>
+            {
+                Outcome::Fail(
+                    "denied: these credentials may not pass the instance profile's role to EC2; allow iam:PassRole on it (`ec2-spot-runner policy --pass-role ROLE_ARN` prints the statement)".into(),
+                )
+            }
             Some("UnauthorizedOperation" | "AccessDenied") => denied(err.code().unwrap_or_default()),
             Some("AuthFailure.ServiceLinkedRoleCreationNotPermitted") => Outcome::Fail(
                 "the EC2 Spot service-linked role is missing; create it once with `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`".into(),

@@ -60,7 +60,7 @@ const LAUNCHED: [&str; 2] = ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volu
 // NOTE: tag-on-create and resource-tag conditions as AWS documents them:
 // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
 // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
-pub(crate) fn document(scoped: bool, optional: bool) -> Value {
+pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) -> Value {
     let mut statements = if scoped {
         vec![
             json!({
@@ -118,13 +118,34 @@ pub(crate) fn document(scoped: bool, optional: bool) -> Value {
         }
         statements.push(console);
     }
+    if let Some(role) = pass_role {
+        // NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html
+        statements.push(json!({
+            "Sid": "PassTheRunnerRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": role,
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+        }));
+    }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// Prints the policy JSON on stdout.
 pub(crate) fn run(args: &PolicyArgs) -> Result<(), Error> {
-    let text =
-        serde_json::to_string_pretty(&document(!args.unscoped, args.optional)).unwrap_or_default();
+    if let Some(role) = &args.pass_role {
+        let ok = role.starts_with("arn:aws") && role.contains(":iam::") && role.contains(":role/");
+        if !ok {
+            return Err(crate::settings::InvalidInput {
+                input: "pass-role",
+                value: Some(role.clone()),
+                problem: "not a role ARN; give arn:aws:iam::ACCOUNT:role/NAME, the role inside iam-instance-profile".into(),
+            }
+            .into());
+        }
+    }
+    let doc = document(!args.unscoped, args.optional, args.pass_role.as_deref());
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     println!("{text}");
     Ok(())
 }
@@ -150,9 +171,9 @@ mod tests {
     fn both_forms_hold_exactly_the_six_actions() {
         let mut six: Vec<String> = ACTIONS.iter().map(|(a, _)| (*a).to_owned()).collect();
         six.sort();
-        assert_eq!(actions(&document(true, false)), six);
-        assert_eq!(actions(&document(false, false)), six);
-        let with_extras = actions(&document(true, true));
+        assert_eq!(actions(&document(true, false, None)), six);
+        assert_eq!(actions(&document(false, false, None)), six);
+        let with_extras = actions(&document(true, true, None));
         assert_eq!(with_extras.len(), 9);
         let mut optional: Vec<&str> = OPTIONAL.iter().map(|(a, _)| *a).collect();
         optional.sort_unstable();
@@ -164,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_scoped_policy_tags_only_at_launch_and_ends_only_managed_resources() {
-        insta::assert_json_snapshot!(document(true, false), @r#"
+        insta::assert_json_snapshot!(document(true, false, None), @r#"
         {
           "Statement": [
             {

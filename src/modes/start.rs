@@ -670,6 +670,7 @@ pub(crate) fn launch_spec<'a>(
             settings.run.job.as_deref().unwrap_or("-"),
         ),
         max_spot_price: settings.max_spot_price,
+        instance_profile: instance.instance_profile.as_ref(),
     })
 }
 

@@ -26,6 +26,32 @@ fn cases() -> Vec<(&'static str, Vars, &'static str)> {
     };
     vec![
         (
+            "a role ARN as the instance profile",
+            app(&[(
+                "INPUT_IAM_INSTANCE_PROFILE",
+                "arn:aws:iam::123456789012:role/ci-runner",
+            )]),
+            "iam-instance-profile",
+        ),
+        (
+            "a malformed instance profile name",
+            app(&[("INPUT_IAM_INSTANCE_PROFILE", "ci runner/x")]),
+            "iam-instance-profile",
+        ),
+        (
+            "a runner-releases-url that is not a URL",
+            app(&[("INPUT_RUNNER_RELEASES_URL", "releases")]),
+            "runner-releases-url",
+        ),
+        (
+            "runner-releases-url with a pinned runner-version",
+            app(&[
+                ("INPUT_RUNNER_RELEASES_URL", "https://mirror.example/latest"),
+                ("INPUT_RUNNER_VERSION", "2.338.0"),
+            ]),
+            "runner-releases-url",
+        ),
+        (
             "missing image id",
             app(&[("INPUT_IMAGE_ID", "")]),
             "image-id",

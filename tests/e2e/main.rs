@@ -5,6 +5,7 @@
 mod action;
 mod cancel;
 mod doctor;
+mod extras;
 mod faults;
 mod github_limits;
 mod harness;
