@@ -73,6 +73,23 @@ pub(crate) struct Savings {
     pub(crate) vs_github: Option<(HostedRunner, f64)>,
 }
 
+/// What gp3 charges beyond its free baseline (3000 IOPS, 125 MiB/s), in USD
+/// per month: per provisioned IOPS and per provisioned MiB/s (us-east-1,
+/// the EBS pricing page as of 2026-02-09; other regions differ by a few %).
+// NOTE: https://aws.amazon.com/ebs/pricing/
+const GP3_IOPS_MONTH: f64 = 0.005;
+const GP3_MIBPS_MONTH: f64 = 0.040;
+/// AWS bills a month as 730 hours.
+const HOURS_PER_MONTH: f64 = 730.0;
+
+/// The extra cost per hour of a gp3 volume at `iops` and `throughput` over
+/// the baseline: what the boot boost costs while it lasts.
+pub(crate) fn gp3_boost_per_hour(iops: i32, throughput: i32) -> f64 {
+    let extra_iops = f64::from((iops - 3000).max(0));
+    let extra_mibps = f64::from((throughput - 125).max(0));
+    (extra_iops * GP3_IOPS_MONTH + extra_mibps * GP3_MIBPS_MONTH) / HOURS_PER_MONTH
+}
+
 /// The Linux on-demand price in USD per hour of `instance_type` in `region`, if the table has it.
 pub(crate) fn on_demand_per_hour(region: &str, instance_type: &str) -> Option<f64> {
     on_demand_table()

@@ -24,6 +24,17 @@ pub(crate) struct Row {
     pub(crate) market: Market,
 }
 
+/// The boot boost of the root volumes, and whether it outlives the boot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Boost {
+    /// gp3 IOPS at launch.
+    pub(crate) iops: i32,
+    /// gp3 throughput at launch, MiB/s.
+    pub(crate) throughput: i32,
+    /// Kept until the machine ends (not dropped after boot).
+    pub(crate) kept: bool,
+}
+
 /// The hourly price of a row: the zone's current spot price, or the
 /// on-demand list price. `None` when neither table has it.
 pub(crate) fn price_per_hour(region: &str, row: &Row, prices: &[SpotPrice]) -> Option<f64> {
@@ -62,6 +73,7 @@ pub(crate) fn render(
     region: &str,
     rows: &[Row],
     prices: &[SpotPrice],
+    boost: Option<Boost>,
     seconds: f64,
 ) -> String {
     let mut out = format!(
@@ -90,6 +102,20 @@ pub(crate) fn render(
     }
     out.push_str(&table.finish());
     out.push('\n');
+    if let Some(b) = boost {
+        let _ = writeln!(
+            out,
+            "Boot boost: root volume launched at {} IOPS and {} MiB/s (gp3's free baseline is 3000 and 125), about {} an hour more per machine while it lasts; {}.\n",
+            b.iops,
+            b.throughput,
+            money(pricing::gp3_boost_per_hour(b.iops, b.throughput)),
+            if b.kept {
+                "kept until the machine ends"
+            } else {
+                "dropped to the baseline once the machine was up"
+            }
+        );
+    }
 
     let Some(first) = rows.first() else {
         return out;
@@ -211,7 +237,19 @@ mod tests {
             "us-east-1",
             &[row("c7i.large", "us-east-1b", Market::Spot)],
             &prices,
+            Some(Boost {
+                iops: 4000,
+                throughput: 500,
+                kept: false,
+            }),
             1.25,
+        );
+        // (4000-3000) * $0.005 + (500-125) * $0.040 = $20 a month, / 730 h.
+        assert!(
+            text.contains(
+                "about $0.0274 an hour more per machine while it lasts; dropped to the baseline"
+            ),
+            "{text}"
         );
         assert!(text.contains("| ec2-1-1-build-abc-1 | i-0123456789abcdef0 | c7i.large | us-east-1b | spot | $0.0310 |"), "{text}");
         assert!(
@@ -236,6 +274,7 @@ mod tests {
             "ap-south-2",
             &[row("x9z.huge", "ap-south-2a", Market::Spot)],
             &[],
+            None,
             1.0,
         );
         assert!(text.contains("| unknown |"), "{text}");
@@ -248,6 +287,7 @@ mod tests {
             "ap-south-2",
             &[row("c7i.large", "ap-south-2a", Market::Spot)],
             &[spot("c7i.large", "ap-south-2a", 0.03)],
+            None,
             1.0,
         );
         assert!(

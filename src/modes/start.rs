@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::github::runners::JitRunner;
 use crate::github::{self, Github};
 use crate::modes::user_data;
+use crate::pricing;
 use crate::settings::{MarketPolicy, RunnerDownload, StartSettings, WaitFor};
 use crate::summary;
 use crate::tags::LaunchTags;
@@ -76,13 +77,15 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     let cancel = Cancel::listen();
     let outcome = start(&settings, &client, &created, &github_slot, began, &cancel)
         .await
-        .and_then(|(started, prices)| {
+        .and_then(|(started, prices, boost)| {
             let region = client
                 .config()
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_default();
-            finish(&settings, &outputs, &started, &prices, &region, began)
+            finish(
+                &settings, &outputs, &started, &prices, boost, &region, began,
+            )
         });
     match outcome {
         Ok(()) => Ok(()),
@@ -105,7 +108,7 @@ async fn start(
     github_slot: &tokio::sync::OnceCell<Github>,
     began: Instant,
     cancel: &Cancel,
-) -> Result<(Vec<Started>, Vec<SpotPrice>), Error> {
+) -> Result<(Vec<Started>, Vec<SpotPrice>, Option<summary::Boost>), Error> {
     let deadline = began + settings.timeout;
     let instance = &settings.instance;
 
@@ -281,13 +284,23 @@ async fn start(
             .unwrap_or(Error::Failed("no runner started".into())));
     }
 
-    if settings.wait_for == WaitFor::None {
-        if settings.boot_boost {
-            actions::warning(
-                "with wait-for: none the boot boost is never dropped (about $0.03 an hour more for the root volume); use wait-for: running or boot-boost: false",
-            );
+    let boost = settings.boot_boost.then(|| {
+        let (iops, throughput) =
+            launch::boot_boost(instance.volume_size.filter(|_| learned.root().may_size()));
+        summary::Boost {
+            iops,
+            throughput,
+            kept: true,
         }
-        return Ok((started, prices));
+    });
+    if settings.wait_for == WaitFor::None {
+        if let Some(boost) = boost {
+            actions::warning(&format!(
+                "with wait-for: none the boot boost is never dropped (about ${:.3} an hour more for each root volume); use wait-for: running or boot-boost: false",
+                pricing::gp3_boost_per_hour(boost.iops, boost.throughput)
+            ));
+        }
+        return Ok((started, prices, boost));
     }
     let described = loop {
         let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
@@ -369,9 +382,17 @@ async fn start(
         // The boost is only worth paying for while the machine boots. EC2
         // moves a volume to new settings gradually, so even with
         // `wait-for: running` the first minutes keep most of the boost.
-        drop_boot_boost(client, &described).await;
+        let dropped = drop_boot_boost(client, &described).await;
+        return Ok((
+            started,
+            prices,
+            boost.map(|b| summary::Boost {
+                kept: !dropped,
+                ..b
+            }),
+        ));
     }
-    Ok((started, prices))
+    Ok((started, prices, boost))
 }
 
 /// How many console lines a runner that never came online shows.
@@ -450,7 +471,8 @@ async fn wait_online(
 /// Brings boosted root volumes back to the gp3 baseline. Volume ids come
 /// from DescribeInstances (DescribeVolumes is not in the policy). A failure
 /// only costs money, never the job: it is a warning.
-async fn drop_boot_boost(client: &Client, described: &[aws_sdk_ec2::types::Instance]) {
+async fn drop_boot_boost(client: &Client, described: &[aws_sdk_ec2::types::Instance]) -> bool {
+    let mut all = true;
     for instance in described {
         // The boosted volume is the root (the launch made sure the mapping
         // went to the image's root device).
@@ -460,7 +482,10 @@ async fn drop_boot_boost(client: &Client, described: &[aws_sdk_ec2::types::Insta
             .find(|m| m.device_name().is_some() && m.device_name() == instance.root_device_name())
             .and_then(|m| m.ebs())
             .and_then(|e| e.volume_id());
-        let Some(volume) = volume else { continue };
+        let Some(volume) = volume else {
+            all = false;
+            continue;
+        };
         let result = client
             .modify_volume()
             .volume_id(volume)
@@ -470,12 +495,16 @@ async fn drop_boot_boost(client: &Client, described: &[aws_sdk_ec2::types::Insta
             .await;
         match result {
             Ok(_) => tracing::info!(volume, "boot boost dropped to the gp3 baseline"),
-            Err(err) => actions::warning(&format!(
-                "could not drop the boot boost of {volume}: {}; the volume keeps its raised IOPS and throughput until the machine ends",
-                AwsError::from_sdk("ModifyVolume", &err)
-            )),
+            Err(err) => {
+                all = false;
+                actions::warning(&format!(
+                    "could not drop the boot boost of {volume}: {}; the volume keeps its raised IOPS and throughput until the machine ends",
+                    AwsError::from_sdk("ModifyVolume", &err)
+                ));
+            }
         }
     }
+    all
 }
 
 /// How many JIT configs are minted at the same time.
@@ -952,6 +981,7 @@ fn finish(
     outputs: &Outputs,
     started: &[Started],
     prices: &[SpotPrice],
+    boost: Option<summary::Boost>,
     region: &str,
     began: Instant,
 ) -> Result<(), Error> {
@@ -983,6 +1013,7 @@ fn finish(
         region,
         &rows,
         prices,
+        boost,
         began.elapsed().as_secs_f64(),
     ))?)
 }

@@ -334,6 +334,12 @@ fn start_succeeds_when_modify_volume_is_denied() {
         "{}",
         run.all()
     );
+    assert!(
+        run.summary
+            .contains("an hour more per machine while it lasts; kept until the machine ends"),
+        "the summary says what the kept boost costs:\n{}",
+        run.summary
+    );
     assert_eq!(env.live_instances().len(), 1);
 }
 

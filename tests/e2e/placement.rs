@@ -73,6 +73,13 @@ fn the_cheapest_zone_is_chosen_and_the_summary_shows_the_price() {
         attempts(&env),
         [("c7i.large".into(), "us-east-1b".into(), "spot".into())]
     );
+    assert!(
+        run.summary.contains(
+            "Boot boost: root volume launched at 4000 IOPS and 500 MiB/s (gp3's free baseline is 3000 and 125), about $0.0274 an hour more per machine while it lasts; dropped to the baseline once the machine was up."
+        ),
+        "{}",
+        run.summary
+    );
     let live = env.live_instances();
     assert_eq!(
         live[0].instance_lifecycle().map(|l| l.as_str()),
