@@ -147,9 +147,15 @@ pub(crate) struct StartArgs {
 /// Everything that shapes the launched instance and its runner.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct InstanceArgs {
-    /// AMI id, e.g. ami-0123456789abcdef0 (required).
+    /// AMI id, e.g. ami-0123456789abcdef0 (this or image-name is required).
     #[arg(long, env = "INPUT_IMAGE_ID")]
     pub(crate) image_id: Option<String>,
+    /// Launch the newest AMI whose name matches this pattern (`*` wildcards), owned by image-owner.
+    #[arg(long, env = "INPUT_IMAGE_NAME")]
+    pub(crate) image_name: Option<String>,
+    /// Owners trusted for image-name: account ids or amazon, self, aws-marketplace, comma separated.
+    #[arg(long, env = "INPUT_IMAGE_OWNER")]
+    pub(crate) image_owner: Option<String>,
     /// Acceptable instance types, comma or newline separated, preferred first.
     #[arg(long, env = "INPUT_INSTANCE_TYPES")]
     pub(crate) instance_types: Option<String>,

@@ -826,8 +826,8 @@ pub(crate) fn aws_region(args: &AwsArgs) -> Result<Option<String>, InvalidInput>
 /// which only exists once GitHub has minted it.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceSettings {
-    /// The AMI.
-    pub(crate) image_id: Option<ImageId>,
+    /// The AMI, by id or by name.
+    pub(crate) image: Option<ImageSource>,
     /// Acceptable types, preferred first.
     pub(crate) instance_types: Vec<InstanceType>,
     /// Subnets to launch into; empty means the default VPC.
@@ -879,17 +879,7 @@ impl InstanceSettings {
         run: &RunContext,
         require_image: bool,
     ) -> Result<Self, InvalidInput> {
-        let image_id = match present(&args.image_id) {
-            Some(id) => Some(ImageId::parse("image-id", id)?),
-            None if require_image => {
-                return Err(InvalidInput::new(
-                    "image-id",
-                    None,
-                    "is missing; give the AMI to launch, e.g. ami-0123456789abcdef0",
-                ));
-            }
-            None => None,
-        };
+        let image = parse_image(args, require_image)?;
         let instance_types = list(&args.instance_types)
             .iter()
             .map(|t| InstanceType::parse(t))
@@ -995,7 +985,7 @@ impl InstanceSettings {
             ));
         }
         Ok(Self {
-            image_id,
+            image,
             instance_types,
             subnet_ids,
             security_group_ids,
@@ -1022,6 +1012,85 @@ impl InstanceSettings {
             pre_runner_script,
             instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
         })
+    }
+}
+
+/// Where the AMI comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ImageSource {
+    /// An AMI id.
+    Id(ImageId),
+    /// The newest image whose name matches `pattern`, from these owners only.
+    Name {
+        /// A DescribeImages name filter (`*` and `?` wildcards).
+        pattern: String,
+        /// Account ids or the aliases EC2 knows.
+        owners: Vec<String>,
+    },
+}
+
+/// Reads `image-id`, or `image-name` with `image-owner`: exactly one of the
+/// two. A name alone is refused: anyone can publish a public AMI under any
+/// name, so only owners the user trusts may match.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/finding-an-ami.html
+fn parse_image(args: &InstanceArgs, require: bool) -> Result<Option<ImageSource>, InvalidInput> {
+    let owners = list(&args.image_owner);
+    match (present(&args.image_id), present(&args.image_name)) {
+        (Some(_), Some(name)) => Err(InvalidInput::new(
+            "image-name",
+            Some(name),
+            "and image-id both name the image; give one of them",
+        )),
+        (Some(id), None) => {
+            if !owners.is_empty() {
+                return Err(InvalidInput::new(
+                    "image-owner",
+                    present(&args.image_owner),
+                    "only applies to image-name; remove it, or use image-name instead of image-id",
+                ));
+            }
+            Ok(Some(ImageSource::Id(ImageId::parse("image-id", id)?)))
+        }
+        (None, Some(pattern)) => {
+            let ok = pattern.len() <= 128
+                && !pattern.chars().any(char::is_control)
+                && pattern.chars().any(|c| c != '*' && c != '?');
+            if !ok {
+                return Err(InvalidInput::new(
+                    "image-name",
+                    Some(pattern),
+                    "not an image name pattern; give up to 128 characters with `*` wildcards, e.g. ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+                ));
+            }
+            if owners.is_empty() {
+                return Err(InvalidInput::new(
+                    "image-owner",
+                    None,
+                    "is needed with image-name: anyone can publish an AMI under any name, so say whose images may match (e.g. 099720109477 for Canonical's Ubuntu, amazon for Amazon Linux, self for your own)",
+                ));
+            }
+            for owner in &owners {
+                let alias = matches!(owner.as_str(), "amazon" | "self" | "aws-marketplace");
+                let account = owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit());
+                if !alias && !account {
+                    return Err(InvalidInput::new(
+                        "image-owner",
+                        Some(owner),
+                        "not an owner; use a 12-digit account id, amazon, self or aws-marketplace",
+                    ));
+                }
+            }
+            Ok(Some(ImageSource::Name {
+                pattern: pattern.to_owned(),
+                owners,
+            }))
+        }
+        (None, None) if require => Err(InvalidInput::new(
+            "image-id",
+            None,
+            "is missing; give the AMI to launch, e.g. ami-0123456789abcdef0 (or image-name with image-owner)",
+        )),
+        (None, None) => Ok(None),
     }
 }
 
@@ -1456,9 +1525,10 @@ impl DoctorSettings {
     /// Validates every input of `doctor`: with `image-id`, exactly as `start` does.
     pub(crate) fn from_args(args: &crate::cli::DoctorArgs) -> Result<Self, InvalidInput> {
         let args = &args.start;
-        let start = present(&args.instance.image_id)
-            .map(|_| StartSettings::from_args(args))
-            .transpose()?;
+        let start = (present(&args.instance.image_id).is_some()
+            || present(&args.instance.image_name).is_some())
+        .then(|| StartSettings::from_args(args))
+        .transpose()?;
         let instance_type = list(&args.instance.instance_types)
             .first()
             .map(|t| InstanceType::parse(t))

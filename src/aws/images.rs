@@ -4,10 +4,10 @@
 //! platform, and the root snapshot's size.
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{ArchitectureValues, PlatformValues};
+use aws_sdk_ec2::types::{ArchitectureValues, Filter, PlatformValues};
 
 use crate::aws::AwsError;
-use crate::settings::{ImageId, InstanceType};
+use crate::settings::{ImageId, ImageSource, InstanceType};
 
 /// What the start needs to know of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,11 @@ pub(crate) async fn describe(client: &Client, image_id: &ImageId) -> Result<Look
             hint: Some("Check `image-id`: the AMI must exist in this region and be public or shared with this account".to_owned()),
         });
     };
+    Ok(Lookup::Found(facts(image)))
+}
+
+/// What the start needs of a described image.
+fn facts(image: &aws_sdk_ec2::types::Image) -> Image {
     let root_device_name = image.root_device_name().map(str::to_owned);
     let root_snapshot_size = image
         .block_device_mappings()
@@ -72,7 +77,7 @@ pub(crate) async fn describe(client: &Client, image_id: &ImageId) -> Result<Look
         .find(|m| m.device_name().is_some() && m.device_name() == root_device_name.as_deref())
         .and_then(|m| m.ebs())
         .and_then(|e| e.volume_size());
-    Ok(Lookup::Found(Image {
+    Image {
         root_device_name,
         architecture: image.architecture().map(|a| match a {
             ArchitectureValues::X8664 => "x86_64".to_owned(),
@@ -87,7 +92,88 @@ pub(crate) async fn describe(client: &Client, image_id: &ImageId) -> Result<Look
             .platform_details()
             .is_some_and(|d| d.to_ascii_lowercase().starts_with("windows")),
         root_snapshot_size,
-    }))
+    }
+}
+
+/// The image a start launches: by id (described when allowed), or the
+/// newest of the user's trusted owners whose name matches, which needs
+/// ec2:DescribeImages. With one architecture among the instance types,
+/// only images of that architecture match.
+pub(crate) async fn resolve(
+    client: &Client,
+    source: &ImageSource,
+    types: &[InstanceType],
+) -> Result<(ImageId, Lookup), AwsError> {
+    let (pattern, owners) = match source {
+        ImageSource::Id(id) => return Ok((id.clone(), describe(client, id).await?)),
+        ImageSource::Name { pattern, owners } => (pattern, owners),
+    };
+    let mut archs: Vec<&str> = types
+        .iter()
+        .filter_map(InstanceType::architecture)
+        .collect();
+    archs.sort_unstable();
+    archs.dedup();
+    let mut request = client
+        .describe_images()
+        .set_owners(Some(owners.clone()))
+        .filters(Filter::builder().name("name").values(pattern).build())
+        .filters(Filter::builder().name("state").values("available").build())
+        .filters(
+            Filter::builder()
+                .name("image-type")
+                .values("machine")
+                .build(),
+        );
+    if let [arch] = archs.as_slice() {
+        request = request.filters(Filter::builder().name("architecture").values(*arch).build());
+    }
+    let output = request.send().await.map_err(|e| {
+        let err = AwsError::from_sdk("DescribeImages", &e);
+        if err.code.as_deref() == Some("UnauthorizedOperation") {
+            AwsError {
+                hint: Some("image-name needs ec2:DescribeImages (`ec2-spot-runner policy --optional` adds it); or give image-id".to_owned()),
+                ..err
+            }
+        } else {
+            err
+        }
+    })?;
+    // The newest: by creation date, then by name (image names carry their
+    // build date).
+    let newest = output
+        .images()
+        .iter()
+        .filter(|i| i.image_id().is_some())
+        .max_by(|a, b| {
+            a.creation_date()
+                .cmp(&b.creation_date())
+                .then_with(|| a.name().cmp(&b.name()))
+        });
+    let Some(image) = newest else {
+        return Err(AwsError {
+            action: "DescribeImages",
+            code: None,
+            detail: format!(
+                "no available image named {pattern} is owned by {}{}",
+                owners.join(", "),
+                match archs.as_slice() {
+                    [arch] => format!(" for {arch}"),
+                    _ => String::new(),
+                }
+            ),
+            hint: Some("Check image-name (the AMI's Name, with `*` wildcards) and image-owner, and that the image exists in this region".to_owned()),
+        });
+    };
+    let id = image.image_id().unwrap_or_default();
+    let id = ImageId::parse("image-name", id).map_err(|e| AwsError {
+        action: "DescribeImages",
+        code: None,
+        detail: e.to_string(),
+        hint: None,
+    })?;
+    tracing::info!(image = %id, name = image.name().unwrap_or_default(), "newest image matching image-name");
+    Ok((id, Lookup::Found(facts(image))))
 }
 
 /// The instance types that can run the image, or why none can. Types whose

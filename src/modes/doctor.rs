@@ -190,36 +190,36 @@ async fn check_aws(client: &Client, settings: &DoctorSettings, list: &mut Checkl
 /// tags' ec2:CreateTags with the same request, so that is checked too.
 async fn check_launch(client: &Client, start: &StartSettings, list: &mut Checklist) {
     let instance = &start.instance;
-    let Some(image_id) = &instance.image_id else {
+    let Some(source) = &instance.image else {
         return;
     };
-    // The optional image lookup, as start makes it.
-    let image = match images::describe(client, image_id).await {
-        Ok(lookup) => {
+    // The image lookup, as start makes it (optional for an id, required for a name).
+    let (image_id, image) = match images::resolve(client, source, &instance.instance_types).await {
+        Ok((id, lookup)) => {
             match &lookup {
                 Lookup::Found(found) => list.add(
-                    "ec2:DescribeImages (optional)",
+                    "ec2:DescribeImages (optional with image-id)",
                     Outcome::Pass(format!(
-                        "allowed: root device {}, architecture {}",
+                        "allowed: {id}, root device {}, architecture {}",
                         found.root_device_name.as_deref().unwrap_or("unknown"),
                         found.architecture.as_deref().unwrap_or("unknown")
                     )),
                 ),
                 Lookup::Unavailable(why) => list.add(
-                    "ec2:DescribeImages (optional)",
+                    "ec2:DescribeImages (optional with image-id)",
                     Outcome::Warn(format!(
                         "{why}: a start still works, finding the root device from EC2's answers; `volume-size` then needs `root-device-name`"
                     )),
                 ),
             }
-            lookup
+            (id, lookup)
         }
         Err(err) => {
-            list.add("image-id", Outcome::Fail(err.to_string()));
+            list.add("image", Outcome::Fail(err.to_string()));
             return;
         }
     };
-    let (types, root) = match start::image_facts(start, image) {
+    let (types, root) = match start::image_facts(start, &image_id, image) {
         Ok(facts) => facts,
         Err(err) => {
             list.add("image-id", Outcome::Fail(err.to_string()));
@@ -240,6 +240,7 @@ async fn check_launch(client: &Client, start: &StartSettings, list: &mut Checkli
     let learned = Learned::new(root);
     let spec = match start::launch_spec(
         start,
+        &image_id,
         &learned,
         &instance.runner_release,
         "doctor",

@@ -23,7 +23,7 @@ use crate::github::runners::JitRunner;
 use crate::github::{self, Github};
 use crate::modes::user_data;
 use crate::pricing;
-use crate::settings::{MarketPolicy, RunnerDownload, StartSettings, WaitFor};
+use crate::settings::{ImageId, MarketPolicy, RunnerDownload, StartSettings, WaitFor};
 use crate::summary;
 use crate::tags::LaunchTags;
 
@@ -115,9 +115,14 @@ async fn start(
     // GitHub auth, the spot price lookup and the image lookup do not
     // depend on each other.
     let image = async {
-        match &instance.image_id {
-            Some(id) => images::describe(client, id).await,
-            None => Ok(Lookup::Unavailable("no image-id".into())),
+        match &instance.image {
+            Some(source) => images::resolve(client, source, &instance.instance_types).await,
+            None => Err(AwsError {
+                action: "RunInstances",
+                code: None,
+                detail: "no image-id or image-name".into(),
+                hint: None,
+            }),
         }
     };
     let prices = async {
@@ -210,7 +215,8 @@ async fn start(
     let (github, jits, release) = minted?;
     let runner = runner_release(settings, release);
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
-    let (types, root) = image_facts(settings, image?)?;
+    let (image_id, image) = image?;
+    let (types, root) = image_facts(settings, &image_id, image)?;
     let subnet_zones = if subnet_zones.is_empty() {
         instance
             .subnet_ids
@@ -255,6 +261,7 @@ async fn start(
         scope: &scope,
         learned: &learned,
         runner: &runner,
+        image_id: &image_id,
         cancel,
     };
     // All machines of a `count` launch go out together.
@@ -578,6 +585,7 @@ struct Launch<'a> {
     scope: &'a str,
     learned: &'a Learned,
     runner: &'a RunnerDownload,
+    image_id: &'a ImageId,
     cancel: &'a Cancel,
 }
 
@@ -595,6 +603,7 @@ impl Launch<'_> {
         let runner_name = jit.name.as_str();
         let spec = launch_spec(
             settings,
+            self.image_id,
             self.learned,
             self.runner,
             self.scope,
@@ -658,6 +667,7 @@ impl Launch<'_> {
 /// `doctor`, which dry-runs exactly what a start would send.
 pub(crate) fn launch_spec<'a>(
     settings: &'a StartSettings,
+    image_id: &'a ImageId,
     learned: &'a Learned,
     runner: &RunnerDownload,
     scope: &str,
@@ -676,10 +686,6 @@ pub(crate) fn launch_spec<'a>(
         max_lifetime_secs: instance.max_lifetime.as_secs(),
         user: &instance.tags,
     };
-    let image_id = instance
-        .image_id
-        .as_ref()
-        .ok_or_else(|| Error::Failed("image-id is missing".into()))?;
     Ok(LaunchSpec {
         image_id,
         security_group_ids: &instance.security_group_ids,
@@ -742,22 +748,27 @@ fn runner_release(
 /// safely).
 pub(crate) fn image_facts(
     settings: &StartSettings,
+    image_id: &ImageId,
     image: Lookup,
 ) -> Result<(Vec<crate::settings::InstanceType>, RootDevice), Error> {
     let instance = &settings.instance;
-    let (types, from_image) = match (&image, &instance.image_id) {
-        (Lookup::Found(found), Some(id)) => (
-            images::check(id, found, &instance.instance_types, instance.volume_size)
-                .map_err(Error::Failed)?,
+    let (types, from_image) = match &image {
+        Lookup::Found(found) => (
+            images::check(
+                image_id,
+                found,
+                &instance.instance_types,
+                instance.volume_size,
+            )
+            .map_err(Error::Failed)?,
             found.root_device_name.clone(),
         ),
-        (Lookup::Unavailable(why), _) => {
+        Lookup::Unavailable(why) => {
             tracing::info!(
                 "image not described ({why}); the root device is found from EC2's answers"
             );
             (instance.instance_types.clone(), None)
         }
-        (Lookup::Found(_), None) => (instance.instance_types.clone(), None),
     };
     let root = match (&instance.root_device_name, from_image) {
         (Some(input), Some(image)) if *input != image => {

@@ -26,6 +26,37 @@ fn cases() -> Vec<(&'static str, Vars, &'static str)> {
     };
     vec![
         (
+            "image-name without an owner",
+            app(&[("INPUT_IMAGE_ID", ""), ("INPUT_IMAGE_NAME", "ubuntu-*")]),
+            "image-owner",
+        ),
+        (
+            "image-name and image-id together",
+            app(&[
+                ("INPUT_IMAGE_NAME", "ubuntu-*"),
+                ("INPUT_IMAGE_OWNER", "amazon"),
+            ]),
+            "image-name",
+        ),
+        (
+            "an image owner that is not one",
+            app(&[
+                ("INPUT_IMAGE_ID", ""),
+                ("INPUT_IMAGE_NAME", "ubuntu-*"),
+                ("INPUT_IMAGE_OWNER", "canonical"),
+            ]),
+            "image-owner",
+        ),
+        (
+            "an image name that is only wildcards",
+            app(&[
+                ("INPUT_IMAGE_ID", ""),
+                ("INPUT_IMAGE_NAME", "*"),
+                ("INPUT_IMAGE_OWNER", "amazon"),
+            ]),
+            "image-name",
+        ),
+        (
             "a role ARN as the instance profile",
             app(&[(
                 "INPUT_IAM_INSTANCE_PROFILE",

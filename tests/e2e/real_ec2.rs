@@ -528,7 +528,9 @@ fn doctor_dry_runs_exactly_the_request_start_sends() {
     assert!(
         doctor
             .stdout
-            .contains("[ok  ] ec2:DescribeImages (optional): allowed: root device /dev/xvda"),
+            .lines()
+            .any(|l| l.starts_with("[ok  ] ec2:DescribeImages (optional")
+                && l.contains(&format!("allowed: {XVDA_AMI}, root device /dev/xvda"))),
         "{}",
         doctor.stdout
     );
@@ -570,4 +572,70 @@ fn doctor_dry_runs_exactly_the_request_start_sends() {
     assert_eq!(checked["MetadataOptions.HttpTokens"], "required");
     assert_eq!(checked["BlockDeviceMapping.1.DeviceName"], "/dev/xvda");
     assert_eq!(checked["BlockDeviceMapping.1.Ebs.Encrypted"], "true");
+}
+
+#[test]
+fn image_name_launches_the_newest_match_of_a_trusted_owner() {
+    let env = Env::start();
+    // Canonical's images in moto: Ubuntu 14.04 (ami-1e749f67) and 16.04.
+    let named = [
+        ("INPUT_IMAGE_ID", ""),
+        (
+            "INPUT_IMAGE_NAME",
+            "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*",
+        ),
+        ("INPUT_IMAGE_OWNER", "099720109477"),
+    ];
+    let run = env.start_runner(&named);
+    run.assert_ok();
+    let instance = env.live_instances().pop().unwrap();
+    assert_eq!(
+        instance.image_id(),
+        Some("ami-785db401"),
+        "the newest: 16.04"
+    );
+    let lookup = env
+        .ec2_calls()
+        .into_iter()
+        .find(|c| c["action"] == "DescribeImages")
+        .unwrap();
+    assert_eq!(
+        lookup["params"]["Owner.1"], "099720109477",
+        "only the trusted owner"
+    );
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+
+    // Another owner has none of that name: a clear error, nothing launched.
+    let run = env.start_runner(&[
+        ("INPUT_IMAGE_ID", ""),
+        (
+            "INPUT_IMAGE_NAME",
+            "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*",
+        ),
+        ("INPUT_IMAGE_OWNER", "111122223333"),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("no available image named ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-* is owned by 111122223333 for x86_64"),
+        "{}",
+        run.error()
+    );
+    assert_eq!(
+        runs(&env, "RunInstances"),
+        1,
+        "only the first start launched"
+    );
+
+    // With only the six actions, image-name names the permission it needs.
+    let mut env = Env::start();
+    six_actions(&mut env);
+    let run = env.start_runner(&named);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("image-name needs ec2:DescribeImages"),
+        "{}",
+        run.error()
+    );
+    admin(&mut env);
+    assert!(env.instances().is_empty());
 }
