@@ -1,0 +1,426 @@
+//! What shapes the launched machine: the image, types, network, tags,
+//! volume, role, lifetimes, and the runner release it installs.
+
+use super::*;
+
+/// What goes on the instance: the user-data settings except the JIT config,
+/// which only exists once GitHub has minted it.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceSettings {
+    /// The AMI, by id or by name.
+    pub(crate) image: Option<ImageSource>,
+    /// Acceptable types, preferred first.
+    pub(crate) instance_types: Vec<InstanceType>,
+    /// Subnets to launch into; empty means the default VPC.
+    pub(crate) subnet_ids: Vec<SubnetId>,
+    /// Security groups; empty means the VPC's default group.
+    pub(crate) security_group_ids: Vec<SecurityGroupId>,
+    /// The runner label.
+    pub(crate) label: Label,
+    /// Six random characters unique to this start: in the runner names, the
+    /// `start-id` output and tag, so that stop can tell two starts apart
+    /// that share a label.
+    pub(crate) start_id: String,
+    /// Runner names are this, `-` and the runner's number.
+    pub(crate) runner_prefix: String,
+    /// Extra runner labels.
+    pub(crate) extra_labels: Vec<String>,
+    /// User tags.
+    pub(crate) tags: Vec<Tag>,
+    /// Root volume size in GiB.
+    pub(crate) volume_size: Option<i32>,
+    /// Provisioned volume initialization rate, MiB/s.
+    pub(crate) volume_initialization_rate: Option<i32>,
+    /// The image's root device name as the user gave it; `None`: learned
+    /// from DescribeImages, or from EC2's answer to the launch.
+    pub(crate) root_device_name: Option<String>,
+    /// Runner group for the JIT config.
+    pub(crate) runner_group_id: u64,
+    /// Hard limit on the machine's life.
+    pub(crate) max_lifetime: Duration,
+    /// How long the machine waits for a job.
+    pub(crate) idle_timeout: Duration,
+    /// A pre-installed runner's directory.
+    pub(crate) runner_dir: Option<String>,
+    /// The runner release to download when none is installed.
+    pub(crate) runner_release: RunnerDownload,
+    /// Whether the user chose that release (`runner-version`): then the
+    /// newest release is not looked up.
+    pub(crate) runner_version_pinned: bool,
+    /// Script run before the runner.
+    pub(crate) pre_runner_script: Option<String>,
+    /// The instance profile that gives the machine a role.
+    pub(crate) instance_profile: Option<InstanceProfile>,
+}
+
+impl InstanceSettings {
+    /// Validates the instance inputs; `require_image` is false for `user-data`.
+    pub(crate) fn from_args(
+        args: &InstanceArgs,
+        run: &RunContext,
+        require_image: bool,
+    ) -> Result<Self, InvalidInput> {
+        let image = parse_image(args, require_image)?;
+        let instance_types = list(&args.instance_types)
+            .iter()
+            .map(|t| InstanceType::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        if instance_types.is_empty() && require_image {
+            return Err(InvalidInput::new(
+                "instance-types",
+                None,
+                "is missing; give one or more instance types, e.g. c7i.large,c6i.large",
+            ));
+        }
+        let subnet_ids = list(&args.subnet_ids)
+            .iter()
+            .map(|s| SubnetId::parse("subnet-ids", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let security_group_ids = list(&args.security_group_ids)
+            .iter()
+            .map(|s| SecurityGroupId::parse("security-group-ids", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Runner names must be unique to this start: the JIT 409 recovery
+        // deletes a runner of the same name, which is only safe when that name
+        // can only be ours. A generated label is unique already; a label the
+        // user chose (maybe shared by a matrix) gets a random part.
+        let start_id = random_suffix();
+        let label = match present(&args.label) {
+            Some(label) => Label::parse("label", label)?,
+            None => Label::generate(run, &start_id),
+        };
+        let runner_prefix = runner_prefix(&label, &start_id);
+        let extra_labels = list(&args.labels);
+        for extra in &extra_labels {
+            if Label::parse("labels", extra).is_err() {
+                return Err(InvalidInput::new(
+                    "labels",
+                    Some(extra),
+                    format!(
+                        "not a usable runner label; use 1 to {MAX_LABEL_LEN} letters, digits, `-`, `_` or `.`"
+                    ),
+                ));
+            }
+        }
+        if extra_labels.len() > 90 {
+            return Err(InvalidInput::new(
+                "labels",
+                None,
+                "at most 90 extra labels (GitHub allows 100 per runner)",
+            ));
+        }
+        let root_device_name = present(&args.root_device_name).map(str::to_owned);
+        if let Some(name) = &root_device_name {
+            if !name.starts_with("/dev/")
+                || !name[5..].bytes().all(|b| b.is_ascii_alphanumeric())
+                || name.len() <= 5
+            {
+                return Err(InvalidInput::new(
+                    "root-device-name",
+                    Some(name),
+                    "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda, or leave it empty to detect it",
+                ));
+            }
+        }
+        let max_lifetime = parse_duration(
+            "max-lifetime",
+            &args.max_lifetime,
+            Duration::from_secs(6 * 3600),
+            Duration::from_secs(5 * 60),
+            Duration::from_secs(7 * 24 * 3600),
+        )?;
+        let idle_timeout = parse_duration(
+            "idle-timeout",
+            &args.idle_timeout,
+            Duration::from_secs(15 * 60),
+            Duration::from_secs(60),
+            Duration::from_secs(24 * 3600),
+        )?;
+        if idle_timeout > max_lifetime {
+            return Err(InvalidInput::new(
+                "idle-timeout",
+                present(&args.idle_timeout),
+                "is longer than max-lifetime; the machine would power off before it gives up waiting",
+            ));
+        }
+        let runner_dir = present(&args.runner_dir).map(str::to_owned);
+        if let Some(dir) = &runner_dir {
+            if !dir.starts_with('/') || dir.chars().any(char::is_control) {
+                return Err(InvalidInput::new(
+                    "runner-dir",
+                    Some(dir),
+                    "must be an absolute path on the image, e.g. /opt/actions-runner",
+                ));
+            }
+        }
+        let runner_release = parse_runner_release(&args.runner_version, &args.runner_sha256)?;
+        let pre_runner_script = present(&args.pre_runner_script).map(str::to_owned);
+        if pre_runner_script
+            .as_deref()
+            .is_some_and(|s| s.contains('\0'))
+        {
+            return Err(InvalidInput::new(
+                "pre-runner-script",
+                None,
+                "contains a NUL byte, which bash cannot run",
+            ));
+        }
+        Ok(Self {
+            image,
+            instance_types,
+            subnet_ids,
+            security_group_ids,
+            label,
+            start_id,
+            runner_prefix,
+            extra_labels,
+            tags: parse_tags(&args.tags)?,
+            volume_size: parse_number("volume-size", &args.volume_size, 8, 16_384)?,
+            volume_initialization_rate: parse_number(
+                "volume-initialization-rate",
+                &args.volume_initialization_rate,
+                100,
+                300,
+            )?,
+            root_device_name,
+            runner_group_id: parse_number("runner-group-id", &args.runner_group_id, 1, u64::MAX)?
+                .unwrap_or(1),
+            max_lifetime,
+            idle_timeout,
+            runner_dir,
+            runner_release,
+            runner_version_pinned: present(&args.runner_version).is_some(),
+            pre_runner_script,
+            instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
+        })
+    }
+}
+
+/// Where the AMI comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ImageSource {
+    /// An AMI id.
+    Id(ImageId),
+    /// The newest image whose name matches `pattern`, from these owners only.
+    Name {
+        /// A DescribeImages name filter (`*` and `?` wildcards).
+        pattern: String,
+        /// Account ids or the aliases EC2 knows.
+        owners: Vec<String>,
+    },
+}
+
+/// Reads `image-id`, or `image-name` with `image-owner`: exactly one of the
+/// two. A name alone is refused: anyone can publish a public AMI under any
+/// name, so only owners the user trusts may match.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/finding-an-ami.html
+fn parse_image(args: &InstanceArgs, require: bool) -> Result<Option<ImageSource>, InvalidInput> {
+    let owners = list(&args.image_owner);
+    match (present(&args.image_id), present(&args.image_name)) {
+        (Some(_), Some(name)) => Err(InvalidInput::new(
+            "image-name",
+            Some(name),
+            "and image-id both name the image; give one of them",
+        )),
+        (Some(id), None) => {
+            if !owners.is_empty() {
+                return Err(InvalidInput::new(
+                    "image-owner",
+                    present(&args.image_owner),
+                    "only applies to image-name; remove it, or use image-name instead of image-id",
+                ));
+            }
+            Ok(Some(ImageSource::Id(ImageId::parse("image-id", id)?)))
+        }
+        (None, Some(pattern)) => {
+            let ok = pattern.len() <= 128
+                && !pattern.chars().any(char::is_control)
+                && pattern.chars().any(|c| c != '*' && c != '?');
+            if !ok {
+                return Err(InvalidInput::new(
+                    "image-name",
+                    Some(pattern),
+                    "not an image name pattern; give up to 128 characters with `*` wildcards, e.g. ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+                ));
+            }
+            if owners.is_empty() {
+                return Err(InvalidInput::new(
+                    "image-owner",
+                    None,
+                    "is needed with image-name: anyone can publish an AMI under any name, so say whose images may match (e.g. 099720109477 for Canonical's Ubuntu, amazon for Amazon Linux, self for your own)",
+                ));
+            }
+            for owner in &owners {
+                let alias = matches!(owner.as_str(), "amazon" | "self" | "aws-marketplace");
+                let account = owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit());
+                if !alias && !account {
+                    return Err(InvalidInput::new(
+                        "image-owner",
+                        Some(owner),
+                        "not an owner; use a 12-digit account id, amazon, self or aws-marketplace",
+                    ));
+                }
+            }
+            Ok(Some(ImageSource::Name {
+                pattern: pattern.to_owned(),
+                owners,
+            }))
+        }
+        (None, None) if require => Err(InvalidInput::new(
+            "image-id",
+            None,
+            "is missing; give the AMI to launch, e.g. ami-0123456789abcdef0 (or image-name with image-owner)",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// An IAM instance profile, as RunInstances takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InstanceProfile {
+    /// By name.
+    Name(String),
+    /// By ARN (`arn:aws:iam::ACCOUNT:instance-profile/NAME`).
+    Arn(String),
+}
+
+/// Reads `iam-instance-profile`: a profile name or ARN. A role ARN is the
+/// common mistake (RunInstances takes the profile that holds the role).
+// NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2_instance-profiles.html
+fn parse_instance_profile(raw: &Option<String>) -> Result<Option<InstanceProfile>, InvalidInput> {
+    let Some(value) = present(raw) else {
+        return Ok(None);
+    };
+    let input = "iam-instance-profile";
+    if let Some(rest) = value.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let ok = parts.len() == 5
+            && parts[0].starts_with("aws")
+            && parts[1] == "iam"
+            && parts[3].len() == 12
+            && parts[3].bytes().all(|b| b.is_ascii_digit());
+        return match parts.get(4) {
+            Some(resource) if ok && resource.starts_with("instance-profile/") => {
+                Ok(Some(InstanceProfile::Arn(value.to_owned())))
+            }
+            Some(resource) if ok && resource.starts_with("role/") => Err(InvalidInput::new(
+                input,
+                Some(value),
+                "is a role's ARN; give the instance profile that holds the role (its ARN has `:instance-profile/`, or just its name). A role made in the IAM console has a profile of the same name; otherwise `aws iam create-instance-profile` and `add-role-to-instance-profile`",
+            )),
+            _ => Err(InvalidInput::new(
+                input,
+                Some(value),
+                "not an instance profile ARN; expected arn:aws:iam::ACCOUNT:instance-profile/NAME, or a profile name",
+            )),
+        };
+    }
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(Some(InstanceProfile::Name(value.to_owned())))
+    } else {
+        Err(InvalidInput::new(
+            input,
+            Some(value),
+            "not an instance profile name; use 1 to 128 letters, digits and +=,.@_-, or the profile's ARN",
+        ))
+    }
+}
+
+/// The actions/runner release to download, with the checksum per architecture.
+/// An architecture without a checksum cannot download (the script powers off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunnerDownload {
+    /// Version without the leading `v`.
+    pub(crate) version: String,
+    /// SHA-256 of the linux-x64 tarball.
+    pub(crate) sha256_x64: Option<String>,
+    /// SHA-256 of the linux-arm64 tarball.
+    pub(crate) sha256_arm64: Option<String>,
+}
+
+impl RunnerDownload {
+    fn pinned(release: &userdata::RunnerRelease) -> Self {
+        Self {
+            version: release.version.to_owned(),
+            sha256_x64: Some(release.sha256_x64.to_owned()),
+            sha256_arm64: Some(release.sha256_arm64.to_owned()),
+        }
+    }
+}
+
+pub(super) fn parse_runner_release(
+    version: &Option<String>,
+    sha256: &Option<String>,
+) -> Result<RunnerDownload, InvalidInput> {
+    let known = userdata::RUNNER_RELEASES;
+    let Some(version) = present(version) else {
+        if present(sha256).is_some() {
+            return Err(InvalidInput::new(
+                "runner-sha256",
+                None,
+                "needs runner-version: the checksums belong to one runner release",
+            ));
+        }
+        return Ok(RunnerDownload::pinned(&known[0]));
+    };
+    let version = version.trim_start_matches('v');
+    let shape_ok = version.split('.').count() == 3
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !shape_ok {
+        return Err(InvalidInput::new(
+            "runner-version",
+            Some(version),
+            "not a runner version; use MAJOR.MINOR.PATCH, e.g. 2.329.0",
+        ));
+    }
+    if let Some(raw) = present(sha256) {
+        let mut x64 = None;
+        let mut arm64 = None;
+        for part in raw
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (arch, hex) = part.split_once('=').unwrap_or(("", part));
+            let hex_ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+            match (arch.trim(), hex_ok) {
+                ("x64", true) => x64 = Some(hex.to_ascii_lowercase()),
+                ("arm64", true) => arm64 = Some(hex.to_ascii_lowercase()),
+                _ => {
+                    return Err(InvalidInput::new(
+                        "runner-sha256",
+                        Some(part),
+                        "expected `x64=HEX` and/or `arm64=HEX` with 64 hex digits each",
+                    ));
+                }
+            }
+        }
+        return Ok(RunnerDownload {
+            version: version.to_owned(),
+            sha256_x64: x64,
+            sha256_arm64: arm64,
+        });
+    }
+    known
+        .iter()
+        .find(|r| r.version == version)
+        .map(RunnerDownload::pinned)
+        .ok_or_else(|| {
+            let versions: Vec<&str> = known.iter().map(|r| r.version).collect();
+            InvalidInput::new(
+                "runner-version",
+                Some(version),
+                format!(
+                    "has no pinned checksum; use one of {} or pass its checksums in runner-sha256",
+                    versions.join(", ")
+                ),
+            )
+        })
+}
