@@ -10,15 +10,23 @@
 #
 # Steps, in order:
 #   1. log       every step goes to LOG_FILE, the console and stderr
-#   2. watchdogs max lifetime and idle timeout, armed before anything that
+#   2. reboot    a unit that powers the machine off at once should it ever
+#                boot again (cloud-init runs this script only once)
+#   3. watchdogs max lifetime and idle timeout, armed before anything that
 #                could hang
-#   3. spot      a background watch for a spot interruption notice (IMDSv2)
-#   4. user      the unprivileged user that runs the runner
-#   5. runner    RUNNER_DIR, else a pre-installed runner, else a download
+#   4. spot      a background watch for a spot interruption notice (IMDSv2)
+#   5. hand over the rest runs in a systemd unit of its own, so that
+#                cloud-init is done while the job runs
+#   6. user      the unprivileged user that runs the runner
+#   7. runner    RUNNER_DIR, else a pre-installed runner, else a download
 #                verified against its SHA-256 checksum
-#   6. pre-run   the optional PRE_RUNNER_SCRIPT, as root
-#   7. run       run.sh --jitconfig, as the runner user
-#   8. power off once run.sh has exited
+#   8. pre-run   the optional PRE_RUNNER_SCRIPT, as root
+#   9. run       run.sh as the runner user, the JIT config in its environment
+#  10. power off once run.sh has exited
+#
+# The script runs again from its own file (cloud-init keeps it, root-only,
+# under /var/lib/cloud/instance/scripts): with --unit as that systemd unit
+# (steps 6-10), with --rebooted from the reboot unit.
 #
 # The renderer replaces the settings line below by `readonly NAME='value'`
 # lines. Values are single-quoted data; the code below only reads them, and
@@ -54,6 +62,8 @@ MAX_LIFETIME=$MAX_LIFETIME_SECONDS
 IDLE_TIMEOUT=$IDLE_TIMEOUT_SECONDS
 RUNNER_PATH=""
 RUNNER_HOME=""
+SELF=$(readlink -f -- "$0")
+REBOOT_UNIT=/etc/systemd/system/ec2-spot-runner-rebooted.service
 
 # One log line: "YYYY-MM-DDTHH:MM:SSZ ec2-spot-runner: message". Newlines and
 # other control characters in a message (a runner name can hold anything) are
@@ -328,17 +338,19 @@ run_pre_script() {
 	fi
 }
 
-# The JIT config travels in the environment of a small wrapper, which drops it
-# from there and hands it to run.sh. So it is never on the command line of a
-# root process (runuser, setpriv) nor in the environment of the runner and
-# its jobs. It is on run.sh's own command line (and the listener's it
-# starts), owned by the runner user: the runner takes it no other way, and
-# it is spent once the runner has connected.
+# The JIT config goes to run.sh in its environment, never on a command line
+# (`ps` shows every command line to every user): the runner takes each of its
+# arguments from an ACTIONS_RUNNER_INPUT_<NAME> variable as well, and removes
+# the variable from its environment, so the jobs it starts never inherit it
+# (actions/runner, src/Runner.Listener/CommandSettings.cs, the constructor:
+# "Store and remove any args passed via environment variables"). What stays:
+# /proc/PID/environ of run.sh, run-helper.sh and Runner.Listener, as they
+# were started, which only root and the runner user can read; the runner
+# writes the same credentials into its directory anyway (Runner.cs).
+# run.sh's stderr joins its stdout: the console, the journal.
 start_runner() {
-	local wrapper status name
+	local status name
 	add_docker_group
-	# shellcheck disable=SC2016 # expanded by the wrapper's shell, not here
-	wrapper='jit=$EC2SR_JIT_CONFIG; unset EC2SR_JIT_CONFIG; exec ./run.sh --jitconfig "$jit"'
 	log "starting the runner in $RUNNER_PATH as $RUNNER_USER"
 	(
 		# A clean environment: nothing of cloud-init's or ours reaches jobs.
@@ -347,15 +359,52 @@ start_runner() {
 		done < <(compgen -e)
 		export HOME="$RUNNER_HOME" USER="$RUNNER_USER" LOGNAME="$RUNNER_USER" SHELL=/bin/bash LANG=C.UTF-8
 		export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-		export EC2SR_JIT_CONFIG="$JIT_CONFIG"
+		export ACTIONS_RUNNER_INPUT_JITCONFIG="$JIT_CONFIG"
 		cd -- "$RUNNER_PATH" || exit 1
-		as_runner bash -c "$wrapper"
+		as_runner ./run.sh 2>&1
 	) &
 	wait "$!"
 	status=$?
 	log "the runner exited with status $status"
 	power_off "runner finished (run.sh exit status $status)"
 	exit "$status"
+}
+
+# cloud-init runs user data once per instance: a machine that boots again
+# (a kernel panic, a reboot from a job or the pre-runner script, an EC2
+# reboot) would come back with no runner and no watchdog, and live on. This
+# unit, early in every later boot, powers it off at once (this script with
+# --rebooted, which says so; then systemctl, should that fail). /run is empty
+# after a reboot, so the condition keeps it from acting during this boot.
+install_reboot_unit() {
+	local exec=""
+	[ -d /etc/systemd/system ] || return 0
+	[[ $SELF =~ ^/[A-Za-z0-9/._-]+$ ]] && exec="ExecStart=-/bin/bash $SELF --rebooted"
+	{
+		printf '%s\n' '[Unit]' DefaultDependencies=no After=local-fs.target "ConditionPathExists=!$STATE_DIR" \
+			'[Service]' Type=oneshot "$exec" 'ExecStart=/bin/systemctl --no-block poweroff' >"$REBOOT_UNIT" &&
+			mkdir -p /etc/systemd/system/sysinit.target.wants &&
+			ln -sf "$REBOOT_UNIT" /etc/systemd/system/sysinit.target.wants/ &&
+			sync
+	} 2>/dev/null || log "WARNING: could not install $REBOOT_UNIT"
+}
+
+# cloud-init waits for this script, and so does `cloud-init status --wait`
+# (which images and jobs use): with the runner started from here, cloud-init
+# would be "running" until the job ends. So the rest runs as a systemd unit of
+# its own and this script returns. The unit's output goes to the console and
+# the journal, as cloud-final's does; FailureAction powers off should its
+# main process die in a way no trap sees (SIGKILL). The watchdogs stay in
+# cloud-final's unit, which lives on (RemainAfterExit). Without systemd, or
+# should systemd-run fail, everything runs here.
+hand_over() {
+	local env=()
+	if [ ! -d /run/systemd/system ] || ! have systemd-run; then
+		return 1
+	fi
+	[ -n "${EC2SR_IMDS_ENDPOINT:-}" ] && env=(--setenv=EC2SR_IMDS_ENDPOINT="$EC2SR_IMDS_ENDPOINT")
+	systemd-run --quiet --unit=ec2-spot-runner --property=StandardOutput=journal+console --property=StandardError=journal \
+		--property=FailureAction=poweroff ${env[@]+"${env[@]}"} -- /bin/bash "$SELF" --unit
 }
 
 # Any exit that did not power off first (a bug, a signal: 128 + its number)
@@ -374,19 +423,31 @@ main() {
 	trap 'exit 129' HUP
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	log "bootstrap started for runner $RUNNER_NAME (label $RUNNER_LABEL)"
-	# Bad durations fall back to the defaults; an idle timeout of 0 means none.
-	[[ $MAX_LIFETIME =~ ^[1-9][0-9]{0,8}$ ]] || MAX_LIFETIME=21600
-	[[ $IDLE_TIMEOUT =~ ^[0-9]{1,9}$ ]] || IDLE_TIMEOUT=900
-	write_watchdogs || fatal "could not write $STATE_DIR/watchdog.sh"
-	spawn_watchdog max_lifetime
-	((IDLE_TIMEOUT > 0)) && spawn_watchdog idle
-	log "watchdogs armed: max lifetime ${MAX_LIFETIME}s, idle timeout ${IDLE_TIMEOUT}s (0: none)"
-	spawn_watchdog spot
+	if [ "${1:-}" = --rebooted ]; then
+		power_off "the machine booted again: a runner machine runs one job only"
+		exit 0
+	fi
+	if [ "${1:-}" != --unit ]; then
+		log "bootstrap started for runner $RUNNER_NAME (label $RUNNER_LABEL)"
+		install_reboot_unit
+		# Bad durations fall back to the defaults; an idle timeout of 0 means none.
+		[[ $MAX_LIFETIME =~ ^[1-9][0-9]{0,8}$ ]] || MAX_LIFETIME=21600
+		[[ $IDLE_TIMEOUT =~ ^[0-9]{1,9}$ ]] || IDLE_TIMEOUT=900
+		write_watchdogs || fatal "could not write $STATE_DIR/watchdog.sh"
+		spawn_watchdog max_lifetime
+		((IDLE_TIMEOUT > 0)) && spawn_watchdog idle
+		log "watchdogs armed: max lifetime ${MAX_LIFETIME}s, idle timeout ${IDLE_TIMEOUT}s (0: none)"
+		spawn_watchdog spot
+		if hand_over; then
+			log "the runner goes on in ec2-spot-runner.service"
+			trap - EXIT
+			exit 0
+		fi
+	fi
 	ensure_user
 	locate_runner
 	run_pre_script
 	start_runner
 }
 
-main
+main "$@"

@@ -629,6 +629,15 @@ class Checks:
         for where, text in leaks.items():
             self.expect(self.marker not in text, f"the JIT config shows in the {where}")
         self.expect(not r["imds_v1_requests"], "metadata read without an IMDSv2 token")
+        unit = self.root / "etc/systemd/system/ec2-spot-runner-rebooted.service"
+        text = read(unit) or ""
+        self.expect("ConditionPathExists=!/run/ec2-spot-runner\n" in text and "ExecStart=-/bin/bash /run/ec2sr-test/user-data.sh --rebooted\n" in text
+                    and "ExecStart=/bin/systemctl --no-block poweroff\n" in text,
+                    "the reboot unit is missing or wrong")
+        link = self.root / "etc/systemd/system/sysinit.target.wants/ec2-spot-runner-rebooted.service"
+        self.expect(link.is_symlink() and os.readlink(link) == "/etc/systemd/system/ec2-spot-runner-rebooted.service",
+                    "the reboot unit is not wanted by sysinit.target")
+        self.expect(self.marker not in text, "the JIT config shows in the reboot unit")
         self.expect(not (self.state / "record" / "config-called").exists(), "config.sh was called")
         self.expect(not (self.root / "tmp" / "pwned").exists(), "something ran $(touch /tmp/pwned) in the sandbox")
         for p, mtime in self.pwned_before.items():
@@ -638,10 +647,12 @@ class Checks:
             self.expect(self.runner["user"] == self.s["RUNNER_USER"],
                         f"run.sh ran as {self.runner['user']!r}, not {self.s['RUNNER_USER']!r}")
             self.expect(self.runner["uid"] not in (0, -1), "run.sh ran as root")
-            self.expect(self.runner["argv"] == ["--jitconfig", self.s["JIT_CONFIG"]],
-                        "run.sh did not get exactly `--jitconfig JIT_CONFIG`")
-            self.expect(self.marker.encode() not in self.runner["_env_raw"],
-                        "the JIT config is in the runner's environment")
+            self.expect(self.runner["argv"] == [], f"run.sh got arguments: {len(self.runner['argv'])}")
+            env = self.runner["_env_raw"].split(b"\0")
+            want = b"ACTIONS_RUNNER_INPUT_JITCONFIG=" + self.s["JIT_CONFIG"].encode()
+            self.expect(want in env, "run.sh's ACTIONS_RUNNER_INPUT_JITCONFIG is not exactly the JIT config")
+            self.expect(not [e for e in env if self.marker.encode() in e and e != want],
+                        "the JIT config is in another variable of the runner's environment")
             self.expect("EC2SR_IMDS_ENDPOINT" not in self.runner["env"],
                         "the bootstrap's environment leaked into the runner's")
 

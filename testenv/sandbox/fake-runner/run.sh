@@ -10,7 +10,8 @@
 started="$(date +%s.%N)"
 rec=/run/ec2sr-test/record
 printf '%s\n' "$started" >"$rec/exec-time"
-printf '%s\0' "$@" >"$rec/argv"
+# printf would write one empty argument for none.
+if [ "$#" -gt 0 ]; then printf '%s\0' "$@"; fi >"$rec/argv"
 id -un >"$rec/user"
 id -u >"$rec/uid"
 id -nG >"$rec/groups"

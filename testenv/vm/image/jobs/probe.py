@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""A job's step in the boot tests: what can a job on this machine see?
+
+Runs as the runner user, a child of the (fake) Runner.Worker, like any step.
+Prints one line per finding, `ec2sr-probe: <json>`, to stdout (the console):
+
+  * cloud-init: `cloud-init status --wait` must return (cloud-init is done
+    while the job runs), with its answer and how long it took;
+  * processes: for every process, whether its /proc/PID/cmdline (what `ps`
+    shows, readable by everyone) and /proc/PID/environ (readable by the same
+    user) are readable by this job, and whether they hold the JIT config.
+    The JIT config is recognised by its SHA-256, given on the kernel command
+    line as ec2sr.jit_sha256 (the probe never sees the secret itself): an
+    argument, an environment value, or the part after an `=` matches;
+  * `ps -eo args`: the same check on what ps prints;
+  * the job's own environment;
+  * files in the runner's directory a job can read (the runner writes the
+    JIT config's contents there).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def say(kind, **fields):
+    print("ec2sr-probe: " + json.dumps({"kind": kind, **fields}, sort_keys=True), flush=True)
+
+
+def param(name, default=""):
+    for arg in open("/proc/cmdline").read().split():
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+JIT_SHA = param("ec2sr.jit_sha256")
+VAR = b"ACTIONS_RUNNER_INPUT_JITCONFIG"
+
+
+def holds_jit(entries):
+    for e in entries:
+        for piece in (e, e.split(b"=", 1)[-1], e.strip()):
+            if piece and hashlib.sha256(piece).hexdigest() == JIT_SHA:
+                return True
+    return False
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else "/opt/actions-runner"
+    say("probe-start", uid=os.getuid(), user=os.environ.get("USER"), jit_sha256_known=bool(JIT_SHA))
+
+    began = time.monotonic()
+    try:
+        p = subprocess.run(["cloud-init", "status", "--wait"], capture_output=True, text=True, timeout=90)
+        rc, out = p.returncode, (p.stdout + p.stderr).strip().splitlines()
+    except subprocess.TimeoutExpired:
+        rc, out = "timeout", ["(still waiting after 90 s)"]
+    say("cloud-init-status-wait", rc=rc, seconds=round(time.monotonic() - began, 2),
+        answer=out[-1] if out else "")
+
+    me = os.getpid()
+    for pid in sorted(int(d) for d in os.listdir("/proc") if d.isdigit()):
+        if pid == me:
+            continue
+        row = {"pid": pid}
+        try:
+            row["comm"] = open(f"/proc/{pid}/comm").read().strip()
+            status = open(f"/proc/{pid}/status").read()
+            row["uid"] = int(status.split("\nUid:\t", 1)[1].split()[0])
+            row["ppid"] = int(status.split("\nPPid:\t", 1)[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                data = open(f"/proc/{pid}/{what}", "rb").read()
+            except OSError as e:
+                row[what] = "denied" if isinstance(e, PermissionError) else "gone"
+                continue
+            entries = data.split(b"\0")
+            row[what] = "readable"
+            row[f"jit_in_{what}"] = holds_jit(entries)
+            if what == "environ":
+                row["jit_var_in_environ"] = any(e.startswith(VAR + b"=") for e in entries)
+            if what == "cmdline":
+                row["jitconfig_flag"] = b"--jitconfig" in entries
+        say("process", **row)
+
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout
+    say("ps", lines=len(ps.splitlines()),
+        jit_in_ps=holds_jit([w for line in ps.splitlines() for w in line.split()]),
+        jitconfig_flag=b"--jitconfig" in ps)
+
+    env = [f"{k}={v}".encode() for k, v in os.environ.items()]
+    say("job-environment", names=sorted(os.environ), jit_in_environment=holds_jit(env),
+        jit_var_in_environment=VAR.decode() in os.environ)
+
+    files = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(".") and os.path.isfile(path):
+            st = os.stat(path)
+            files.append({"name": name, "mode": oct(st.st_mode & 0o777), "readable": os.access(path, os.R_OK)})
+    say("runner-files", root=root, files=files)
+    say("probe-end")
+
+
+if __name__ == "__main__":
+    main()
