@@ -61,6 +61,11 @@ pub(crate) fn encode_user_data(script: &str) -> Result<String, String> {
         })
 }
 
+/// The code of a walk that ended without sending a request (cancelled, or
+/// nothing left to try): unlike a request without an answer, it cannot have
+/// created an instance.
+pub(crate) const NOT_SENT: &str = "NotSent";
+
 /// What the walk has learned that holds for every later attempt (and for
 /// the other runners of a `count` launch): the image's root device, zones
 /// without a usable default subnet, types the region does not know, and
@@ -444,7 +449,7 @@ pub(crate) async fn launch_first(
         if stop() {
             let err = AwsError {
                 action: "RunInstances",
-                code: None,
+                code: Some(NOT_SENT.to_owned()),
                 detail: "not tried: the start was cancelled".to_owned(),
                 hint: None,
             };
@@ -548,7 +553,7 @@ pub(crate) async fn launch_first(
     }
     let err = last.unwrap_or_else(|| AwsError {
         action: "RunInstances",
-        code: None,
+        code: Some(NOT_SENT.to_owned()),
         detail: "no launch candidate is left: every instance type and zone was excluded".to_owned(),
         hint: Some("Check instance-types, availability-zones and max-spot-price, or allow on-demand with `market: spot-then-on-demand`".to_owned()),
     });

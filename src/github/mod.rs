@@ -394,7 +394,17 @@ async fn send(
             None => delay,
         })
         .notify(|a: &Attempt, delay| {
-            tracing::debug!(wait = ?delay, "GitHub call failed, retrying: {}", a.error);
+            // A long wait (a rate limit's) is worth a line at the default
+            // level, so a slow start says why it is slow.
+            if delay >= Duration::from_secs(5) {
+                tracing::warn!(
+                    "GitHub call failed, waiting {} s before retrying: {}",
+                    delay.as_secs(),
+                    a.error
+                );
+            } else {
+                tracing::debug!(wait = ?delay, "GitHub call failed, retrying: {}", a.error);
+            }
         })
         .await
         .map_err(|a| a.error)

@@ -191,6 +191,12 @@ async fn cleanup(settings: &CleanupSettings) -> Result<(), Error> {
         .filter(|r| matches!(r.decision, Decision::Terminate(_)))
         .map(|r| r.instance_id.clone())
         .collect();
+    // The machines first: they bill, and the pause below (which protects
+    // runners of starts in progress) must not hold up their end, least of
+    // all when this cleanup is being cancelled.
+    if !settings.dry_run {
+        instances::terminate(&client, &doomed).await?;
+    }
 
     // Runners to delete: offline runners of the tool (carrying the label only
     // it sets, or named by an instance we terminate now) that no surviving
@@ -263,7 +269,6 @@ async fn cleanup(settings: &CleanupSettings) -> Result<(), Error> {
     }
 
     if !settings.dry_run {
-        instances::terminate(&client, &doomed).await?;
         for runner in &orphans {
             if let Some(github) = &github {
                 github.delete_runner(runner.id, &runner.name).await?;

@@ -307,6 +307,7 @@ async fn start(
                 pricing::gp3_boost_per_hour(boost.iops, boost.throughput)
             ));
         }
+        cancel.check()?;
         return Ok((started, prices, boost));
     }
     let described = loop {
@@ -372,14 +373,24 @@ async fn start(
             .guard(wait_online(github, &names, deadline, settings))
             .await;
         if let Err(err @ Error::Timeout { .. }) = online {
-            // Before the undo ends the machines: what their consoles say.
+            // Before the undo ends the machines: what their consoles say,
+            // read side by side and within a few seconds, and not at all
+            // once the job is being cancelled (the undo needs the time).
             let secrets: Vec<&str> = jits
                 .iter()
                 .map(|j| crate::settings::expose(&j.config))
                 .collect();
-            for s in &started {
-                show_console(client, &s.instance_id, &secrets).await;
-            }
+            let consoles = join_all(
+                started
+                    .iter()
+                    .map(|s| show_console(client, &s.instance_id, &secrets)),
+            );
+            let _ = cancel
+                .guard(async {
+                    let _ = tokio::time::timeout(CONSOLE_BUDGET, consoles).await;
+                    Ok(())
+                })
+                .await;
             return Err(err);
         }
         online?;
@@ -390,6 +401,7 @@ async fn start(
         // moves a volume to new settings gradually, so even with
         // `wait-for: running` the first minutes keep most of the boost.
         let dropped = drop_boot_boost(client, &described).await;
+        cancel.check()?;
         return Ok((
             started,
             prices,
@@ -399,11 +411,14 @@ async fn start(
             }),
         ));
     }
+    cancel.check()?;
     Ok((started, prices, boost))
 }
 
 /// How many console lines a runner that never came online shows.
 const CONSOLE_TAIL: usize = 60;
+/// How long reading the consoles may hold the undo up.
+const CONSOLE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Prints the tail of an instance's console, so a runner that never came
 /// online shows why before its machine is gone. The text comes from the
@@ -639,6 +654,18 @@ impl Launch<'_> {
                 });
                 tracing::info!(instance = %id, "launched {}", launch::describe(&candidate));
                 if let Some(actual) = root_device_name.filter(|r| *r != mapped_device) {
+                    // Ended here, so that no path (allow-partial among
+                    // them) leaves it running; what EC2 cannot confirm yet
+                    // stays for the undo.
+                    let left = instances::terminate_launched(
+                        client,
+                        std::slice::from_ref(&id),
+                        Duration::from_secs(20),
+                    )
+                    .await;
+                    if left.is_empty() {
+                        with(created, |c| c.instance_ids.retain(|i| *i != id));
+                    }
                     return Err(wrong_root_device(&id, &actual, &mapped_device));
                 }
                 cancel.check()?;
@@ -721,6 +748,26 @@ fn runner_release(
     match looked_up {
         None => pinned.clone(),
         Some(Ok(newest)) => {
+            // A release whose notes lack the checksum of an architecture the
+            // start may launch would leave such a machine unable to install
+            // its runner: the pin has both.
+            let missing: Vec<&str> = settings
+                .instance
+                .instance_types
+                .iter()
+                .filter_map(crate::settings::InstanceType::architecture)
+                .filter(|arch| match *arch {
+                    "arm64" => newest.sha256_arm64.is_none(),
+                    _ => newest.sha256_x64.is_none(),
+                })
+                .collect();
+            if let Some(arch) = missing.first() {
+                actions::warning(&format!(
+                    "the newest actions/runner release {} lists no {arch} checksum; using the compiled pin {} instead",
+                    newest.version, pinned.version
+                ));
+                return pinned.clone();
+            }
             tracing::info!(version = %newest.version, "newest actions/runner release");
             newest
         }
@@ -878,29 +925,41 @@ async fn undo(
             c.instance_ids.clone(),
             c.runners.clone(),
             c.runner_names_pending.clone(),
-            c.launches_pending > 0,
+            c.launches_pending,
         )
     });
     let label = settings.instance.label.as_str();
     let machines = async {
-        let mut ids = ids;
-        if launch_pending {
-            let found = find_unanswered(client, label, &runners, &pending_names, deadline).await;
-            for id in found {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+        // The known machines are terminated while the ones of unanswered
+        // launches are searched for; the search stops in time for those it
+        // finds to be terminated too.
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let known = async {
+            if ids.is_empty() {
+                Vec::new()
+            } else {
+                instances::terminate_launched(client, &ids, remaining()).await
             }
+        };
+        let search_until = deadline
+            .checked_sub(Duration::from_millis(1500))
+            .unwrap_or(deadline);
+        let search = async {
+            if launch_pending == 0 {
+                Vec::new()
+            } else {
+                let names = (runners.as_slice(), pending_names.as_slice());
+                find_unanswered(client, label, names, &ids, launch_pending, search_until).await
+            }
+        };
+        let (mut left, found) = tokio::join!(known, search);
+        if !found.is_empty() {
+            left.extend(instances::terminate_launched(client, &found, remaining()).await);
         }
+        let ids: Vec<String> = ids.iter().chain(&found).cloned().collect();
         if ids.is_empty() {
             return;
         }
-        let left = instances::terminate_launched(
-            client,
-            &ids,
-            deadline.saturating_duration_since(Instant::now()),
-        )
-        .await;
         if left.is_empty() {
             tracing::info!(instances = %ids.join(", "), "terminated after the failed start");
         } else {
@@ -946,24 +1005,25 @@ async fn undo(
     tokio::join!(machines, runners);
 }
 
-/// Finds instances created by a RunInstances whose answer never came: they
-/// are tagged at creation, so a search by label finds them once EC2's
+/// Finds instances created by RunInstances calls whose answer never came:
+/// they are tagged at creation, so a search by label finds them once EC2's
 /// eventually consistent search catches up. Only this start's runners'
-/// machines count (a label can be shared); without a launch in flight there
-/// is nothing unseen, so this is never called then.
+/// machines count (a label can be shared), and only ones not `known`; the
+/// search goes on until it has found one per unanswered launch or `until`.
 async fn find_unanswered(
     client: &Client,
     label: &str,
-    runners: &[(u64, String)],
-    pending_names: &[String],
-    deadline: Instant,
+    (runners, pending_names): (&[(u64, String)], &[String]),
+    known: &[String],
+    unanswered: usize,
+    until: Instant,
 ) -> Vec<String> {
     let ours = |name: &str| {
         runners.iter().any(|(_, r)| r == name) || pending_names.iter().any(|p| p == name)
     };
     let mut found = Vec::new();
-    for _ in 0..5 {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+    loop {
+        let remaining = until.saturating_duration_since(Instant::now());
         if let Ok(Ok(instances)) =
             tokio::time::timeout(remaining, instances::find_managed(client, Some(label))).await
         {
@@ -973,12 +1033,13 @@ async fn find_unanswered(
                     crate::tags::value(i.tags(), crate::tags::RUNNER_NAME).is_some_and(ours)
                 })
                 .filter_map(|i| i.instance_id().map(str::to_owned))
+                .filter(|id| !known.contains(id))
                 .collect();
-            if !found.is_empty() {
+            if found.len() >= unanswered {
                 break;
             }
         }
-        if Instant::now() + Duration::from_millis(400) >= deadline {
+        if Instant::now() + Duration::from_millis(400) >= until {
             break;
         }
         tokio::time::sleep(Duration::from_millis(400)).await;

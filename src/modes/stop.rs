@@ -25,31 +25,39 @@ pub(crate) async fn run(args: StopArgs) -> Result<(), Error> {
 async fn stop(settings: &StopSettings) -> Result<(), Error> {
     let client = aws::ec2_client(settings.region.clone()).await?;
     let label = settings.label.as_str();
-    let (found, github) = tokio::join!(
-        instances::find_managed(&client, Some(label)),
-        github::connect(&settings.github)
-    );
-    let mut found = found?;
     let prefix = settings
         .start_id
         .as_deref()
         .map(|id| crate::settings::runner_prefix(&settings.label, id));
-    if let Some(start_id) = settings.start_id.as_deref() {
-        // The label may be shared by other runs: only this start's machines.
-        found.retain(|i| tags::value(i.tags(), tags::START_ID) == Some(start_id));
-    }
-    let ids: Vec<String> = found
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect();
-    if ids.is_empty() {
-        actions::warning(&format!(
-            "no running instance has label {label}; nothing to terminate (already stopped, or the start never launched one)"
-        ));
-    } else {
-        instances::terminate(&client, &ids).await?;
-        tracing::info!(label, instances = %ids.join(", "), "terminated");
-    }
+    // The machines first: GitHub's side (an App token to mint, maybe a
+    // rate limit to wait out) must not hold up the terminate.
+    let machines = async {
+        let mut found = instances::find_managed(&client, Some(label)).await?;
+        if let Some(start_id) = settings.start_id.as_deref() {
+            // The label may be shared by other runs: only this start's machines.
+            found.retain(|i| tags::value(i.tags(), tags::START_ID) == Some(start_id));
+        }
+        let ids: Vec<String> = found
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        if ids.is_empty() {
+            actions::warning(&format!(
+                "no running instance has label {label}{}; nothing to terminate (already stopped, or the start never launched one)",
+                settings
+                    .start_id
+                    .as_deref()
+                    .map(|id| format!(" and start id {id}"))
+                    .unwrap_or_default()
+            ));
+        } else {
+            instances::terminate(&client, &ids).await?;
+            tracing::info!(label, instances = %ids.join(", "), "terminated");
+        }
+        Ok::<_, Error>((found, ids))
+    };
+    let (machines, github) = tokio::join!(machines, github::connect(&settings.github));
+    let (found, ids) = machines?;
 
     // The runner deregisters itself when its job ends; delete what is left
     // (a runner whose machine never took a job, or was interrupted).
@@ -60,10 +68,13 @@ async fn stop(settings: &StopSettings) -> Result<(), Error> {
         .collect();
     let runners = github.list_runners().await?;
     for runner in &runners {
-        let ours = match &prefix {
-            Some(prefix) => tags::is_numbered(prefix, &runner.name),
-            None => tags::is_runner_of(label, &runner.name),
-        };
+        // By name alone only runners the tool registered (they carry its
+        // label): someone's own runner named like `label-1` is not ours.
+        let ours = runner.has_label(tags::RUNNER_MARK)
+            && match &prefix {
+                Some(prefix) => tags::is_numbered(prefix, &runner.name),
+                None => tags::is_runner_of(label, &runner.name),
+            };
         if ours && !names.contains(&runner.name) {
             names.push(runner.name.clone());
         }

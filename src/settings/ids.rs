@@ -130,9 +130,10 @@ impl fmt::Display for InstanceType {
 }
 
 /// The longest label we accept: runner names are the label plus a random
-/// `-xxxxxx` (for a label the user chose) and `-NN`, and GitHub limits runner
-/// names to 64 characters.
-pub(super) const MAX_LABEL_LEN: usize = 50;
+/// `-xxxxxx` (for a label the user chose), `-NN`, and `-xxxx` when GitHub
+/// already held a name (see `tags::retry_name`), and GitHub limits runner
+/// names to 64 characters: 45 + 7 + 3 + 5 = 60.
+pub(super) const MAX_LABEL_LEN: usize = 45;
 
 /// Six random lowercase letters and digits.
 pub(super) fn random_suffix() -> String {
@@ -242,8 +243,8 @@ pub(crate) struct Tag {
     pub(crate) value: String,
 }
 
-/// EC2's 50 tags per resource, less the tool's own (at most 11).
-const MAX_USER_TAGS: usize = 39;
+/// EC2's 50 tags per resource, less the tool's own (at most 12).
+const MAX_USER_TAGS: usize = 38;
 
 /// Parses `key=value` pairs, one per line or separated by commas.
 pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput> {
@@ -307,7 +308,7 @@ pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput>
             "tags",
             None,
             format!(
-                "{} tags given; EC2 allows 50 per resource and the tool sets up to 11, so give at most {MAX_USER_TAGS}",
+                "{} tags given; EC2 allows 50 per resource and the tool sets up to 12, so give at most {MAX_USER_TAGS}",
                 tags.len()
             ),
         ));

@@ -251,6 +251,17 @@ mod tests {
         ] {
             assert!(parse_tags(&Some(bad.into())).is_err(), "{bad} accepted");
         }
+        // EC2's 50 tags, less the tool's own 12.
+        let many = |n: usize| {
+            Some(
+                (0..n)
+                    .map(|i| format!("k{i}=v"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        };
+        assert_eq!(parse_tags(&many(38)).unwrap().len(), 38);
+        assert!(parse_tags(&many(39)).is_err());
     }
 
     #[test]

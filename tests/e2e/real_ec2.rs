@@ -491,6 +491,22 @@ fn stop_with_the_start_id_leaves_another_run_sharing_the_label_alone() {
         names[0].starts_with(&format!("shared-{}-", b.output("start-id"))),
         "{names:?}"
     );
+
+    // Someone's own runner named like the tool's, and a stop by label alone:
+    // the other run's machine goes, the hand-made runner stays.
+    env.create_foreign_runner("shared-1", "offline");
+    env.stop_runner("shared", &[]).assert_ok();
+    assert_eq!(env.state_of(b.output("instance-id")), "terminated");
+    let names: Vec<String> = env
+        .runners()
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names,
+        ["shared-1"],
+        "only runners the tool registered are deleted"
+    );
 }
 
 #[test]

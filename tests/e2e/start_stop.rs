@@ -357,6 +357,26 @@ fn the_newest_runner_release_goes_to_the_instance_and_the_pin_is_the_fallback() 
     let script = user_data(&run_instances_params(&env)[0]);
     assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
 
+    // A release without an arm64 checksum is not handed to an arm64 machine.
+    let env = Env::start();
+    env.configure_github(json!({"runner_release": {
+        "tag_name": "v2.340.0", "draft": false, "prerelease": false,
+        "body": format!("- linux-x64 <!-- BEGIN SHA linux-x64 -->{x64}<!-- END SHA linux-x64 -->")
+    }}));
+    let run = env.start_runner(&[
+        ("INPUT_IMAGE_ID", "ami-0e9271c829888680e"),
+        ("INPUT_INSTANCE_TYPES", "c7g.large"),
+    ]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("lists no arm64 checksum; using the compiled pin 2.338.0"),
+        "{}",
+        run.stdout
+    );
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
+
     // runner-version pins the release: nothing is looked up.
     let env = Env::start();
     let run = env.start_runner(&[("INPUT_RUNNER_VERSION", "2.337.0")]);
