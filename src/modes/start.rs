@@ -369,8 +369,27 @@ async fn start(
     }
     if settings.wait_for == WaitFor::Online {
         let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
+        // The deadline bounds the whole wait, a GitHub call waiting out a
+        // rate limit included.
+        let timed_out = || {
+            Error::Timeout {
+            what: format!(
+                "waiting for runner(s) {} to come online on GitHub",
+                names.join(", ")
+            ),
+            timeout: humantime::format_duration(settings.timeout).to_string(),
+            hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
+        }
+        };
         let online = cancel
-            .guard(wait_online(github, &names, deadline, settings))
+            .guard(async {
+                tokio::time::timeout_at(
+                    deadline.into(),
+                    wait_online(github, &names, deadline, settings),
+                )
+                .await
+                .unwrap_or_else(|_| Err(timed_out()))
+            })
             .await;
         if let Err(err @ Error::Timeout { .. }) = online {
             // Before the undo ends the machines: what their consoles say,
@@ -986,7 +1005,11 @@ async fn undo(
             .cloned()
             .chain(found.into_iter().flatten())
             .collect();
+        // A few at a time, as GitHub asks of mutating requests.
+        let gate = tokio::sync::Semaphore::new(MINT_CONCURRENCY);
+        let gate = &gate;
         let removals = all.iter().map(|(id, name)| async move {
+            let _permit = gate.acquire().await;
             let remaining = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(remaining, github.delete_runner(*id, name)).await {
                 Ok(Ok(())) => None,

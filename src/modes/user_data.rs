@@ -1,6 +1,7 @@
 //! `user-data`: prints the script `start` would send, so a user can read
 //! exactly what runs on the machine. The JIT config is a placeholder unless
-//! one is passed through an environment variable.
+//! one is passed through an environment variable, and the runner release is
+//! the compiled pin (or `runner-version`): start looks up the newest one.
 
 use crate::cli::UserDataArgs;
 use crate::error::Error;
