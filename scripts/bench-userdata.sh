@@ -14,7 +14,7 @@
 #               (the real linux-x64 archive is about 230 MB); default 0
 #
 # Needs root, unshare (util-linux) and python3. Scripts are rendered with
-# testenv/sandbox/render.py, which matches src/userdata.rs byte for byte.
+# testenv/sandbox/render.py, which matches src/instance/userdata.rs byte for byte.
 set -euo pipefail
 
 runs=20

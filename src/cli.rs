@@ -121,6 +121,9 @@ pub(crate) struct StartArgs {
     /// Highest acceptable spot price in USD per hour, e.g. 0.05.
     #[arg(long, env = "INPUT_MAX_SPOT_PRICE")]
     pub(crate) max_spot_price: Option<String>,
+    /// How spot candidates are ordered: price (default) or price-per-vcpu.
+    #[arg(long, env = "INPUT_RANK_BY")]
+    pub(crate) rank_by: Option<String>,
     /// On a re-run (GITHUB_RUN_ATTEMPT > 1) go on-demand straight away: true (default) or false.
     #[arg(long, env = "INPUT_ON_DEMAND_ON_RETRY")]
     pub(crate) on_demand_on_retry: Option<String>,
@@ -159,6 +162,9 @@ pub(crate) struct InstanceArgs {
     /// Acceptable instance types, comma or newline separated, preferred first.
     #[arg(long, env = "INPUT_INSTANCE_TYPES")]
     pub(crate) instance_types: Option<String>,
+    /// Instance types by size instead: e.g. `vcpu=4-8,memory=16+,arch=arm64,family=c7g|m7g`.
+    #[arg(long, env = "INPUT_INSTANCE_REQUIREMENTS")]
+    pub(crate) instance_requirements: Option<String>,
     /// Subnet ids, comma or newline separated (default: the default VPC).
     #[arg(long, env = "INPUT_SUBNET_IDS")]
     pub(crate) subnet_ids: Option<String>,
@@ -201,6 +207,15 @@ pub(crate) struct InstanceArgs {
     /// SHA-256 checksums `x64=HEX,arm64=HEX` for a runner-version the binary does not know.
     #[arg(long, env = "INPUT_RUNNER_SHA256")]
     pub(crate) runner_sha256: Option<String>,
+    /// Replace a pre-installed runner older than the runner release with its download (default true).
+    #[arg(long, env = "INPUT_RUNNER_UPDATE")]
+    pub(crate) runner_update: Option<String>,
+    /// Give the runner user passwordless sudo, as on GitHub-hosted runners (default true).
+    #[arg(long, env = "INPUT_RUNNER_SUDO")]
+    pub(crate) runner_sudo: Option<String>,
+    /// NVMe instance store as the work folder and Docker's data root: auto (default) or off.
+    #[arg(long, env = "INPUT_INSTANCE_STORE")]
+    pub(crate) instance_store: Option<String>,
     /// Instance profile (name or ARN) that gives the machine an IAM role; needs iam:PassRole on its role.
     #[arg(long, env = "INPUT_IAM_INSTANCE_PROFILE")]
     pub(crate) iam_instance_profile: Option<String>,

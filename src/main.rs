@@ -4,16 +4,17 @@
 mod actions;
 mod aws;
 mod cancel;
+mod catalogue;
 mod cli;
 mod error;
 mod error_chain;
 mod github;
+mod instance;
 mod modes;
 mod pricing;
 mod settings;
 mod summary;
 mod tags;
-mod userdata;
 
 use std::process::ExitCode;
 

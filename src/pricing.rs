@@ -195,7 +195,10 @@ fn github_hosted_table() -> &'static [HostedRunnerRow] {
 /// The data rows of a table, numbered from 1 as in an editor, with comments (`#`), blank lines
 /// and the column header (which must read exactly `columns`) taken out. Every row is checked to
 /// have as many tab-separated fields as the header, none of them empty.
-fn data_rows(text: &'static str, columns: &str) -> Result<Vec<(usize, Vec<&'static str>)>, String> {
+pub(crate) fn data_rows(
+    text: &'static str,
+    columns: &str,
+) -> Result<Vec<(usize, Vec<&'static str>)>, String> {
     let width = columns.split('\t').count();
     let mut header_seen = false;
     let mut rows = Vec::new();

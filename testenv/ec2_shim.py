@@ -30,6 +30,7 @@ import fnmatch
 import hashlib
 import http.client
 import json
+import re
 import sys
 import threading
 import time
@@ -754,6 +755,8 @@ class Ec2Shim:
                 )
             elif service == "ec2":
                 resp, answered_by = self.ec2(action, params, region, method, raw_path, headers, body)
+            elif service == "ssm" and (denied := self.ssm_denied(action, region, headers, body)) is not None:
+                resp, answered_by = denied, "shim-iam"
             else:
                 status, rh, data = self.upstream.request(method, raw_path, headers, body)
                 resp, answered_by = Response(status, rh, data), "moto"
@@ -847,6 +850,15 @@ class Ec2Shim:
         denied = self.iam_denied(action, params, region, method, raw_path, headers, body)
         if denied is not None:
             return denied, "shim-iam"
+        # NOTE: EC2 refuses a call with more than 200 filter values in all
+        # (400 FilterLimitExceeded "The maximum number of filter values
+        # specified on a single call is 200"), as reported against
+        # DescribeInstances in gjbae1212/gossm#31 and #47; moto takes any number.
+        values = sum(1 for k in params if re.fullmatch(r"Filter\.\d+\.Value\.\d+", k))
+        if values > 200:
+            return Response.ec2_error(
+                400, "FilterLimitExceeded", "The maximum number of filter values specified on a single call is 200"
+            ), "shim"
         if action == "RunInstances":
             unknown = self.unknown_instance_profile(params)
             if unknown is not None:
@@ -948,6 +960,46 @@ class Ec2Shim:
             return None  # EC2 authenticates first: let moto answer AuthFailure
         self.log(f"iam: denied {denial.request.action} on {denial.request.resource} ({denial.decision.reason})")
         return Response.ec2_error(403, "UnauthorizedOperation", denial.message)
+
+    def ssm_denied(self, target: str, region: str, headers: list[tuple[str, str]], body: bytes) -> Response | None:
+        """While IAM is enforced, authorise Systems Manager's GetParameter by
+        a shim-made key against the user's original policies, on the
+        parameter's ARN, as SSM does (moto checks the action only). AWS's
+        public parameters have no account in their ARN.
+        NOTE: https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-access.html
+        NOTE: https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html
+        The denial is SSM's JSON AccessDeniedException (400)."""
+        if target != "AmazonSSM.GetParameter":
+            return None
+        with self.state.lock:
+            if not self.state.iam_enforced:
+                return None
+            key = self.state.iam_keys.get(self._request_key_id(headers, {}) or "")
+            user = self.state.iam_users.get(key["user"]) if key else None
+            policies = list(user["policies"].values()) if user else []
+            if not (key and key.get("enforce") and user):
+                return None
+        try:
+            name = str(json.loads(body or b"{}").get("Name", ""))
+        except ValueError:
+            return None
+        name = name.split(":", 1)[0] if not name.startswith("arn:") else name
+        if name.startswith("arn:"):
+            arn = name
+        else:
+            account = "" if name.startswith("/aws/service/") else ACCOUNT_ID
+            arn = f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+        import iam_policy
+
+        req = iam_policy.AuthzRequest("ssm:GetParameter", arn, {})
+        dec = iam_policy.evaluate(policies, req.action, req.resource, req.context)
+        if dec.allowed:
+            return None
+        message = (f"User: {user['arn']} is not authorized to perform: ssm:GetParameter on resource: {arn} "
+                   "because no identity-based policy allows the ssm:GetParameter action")
+        self.log(f"iam: denied ssm:GetParameter on {arn}")
+        return Response(400, [("Content-Type", "application/x-amz-json-1.1")],
+                        json.dumps({"__type": "AccessDeniedException", "message": message}).encode())
 
     @staticmethod
     def _request_key_id(headers: list[tuple[str, str]], params: dict[str, str]) -> str | None:

@@ -322,6 +322,12 @@ def t_spot_prices() -> None:
     one = ec2.describe_spot_price_history(AvailabilityZone="us-east-1a", MaxResults=1)
     assert len(one["SpotPriceHistory"]) == 1 and one["NextToken"]
     assert client_error(lambda: ec2.describe_spot_price_history(Filters=[{"Name": "bogus", "Values": ["x"]}]))["code"] == "InvalidParameterValue"
+    # 200 filter values in all pass; one more is EC2's FilterLimitExceeded.
+    types = [f"c7i.t{i}" for i in range(199)]
+    ok = [{"Name": "instance-type", "Values": types}, {"Name": "product-description", "Values": ["Linux/UNIX"]}]
+    ec2.describe_spot_price_history(Filters=ok, StartTime=now)
+    over = [{"Name": "instance-type", "Values": types + ["c7i.large"]}, ok[1]]
+    assert client_error(lambda: ec2.describe_spot_price_history(Filters=over, StartTime=now))["code"] == "FilterLimitExceeded"
     shim("DELETE", "/_shim/spot-prices")
 
 

@@ -1,7 +1,9 @@
-//! The EC2 client: built once from the standard chain (env, profile, web
-//! identity for OIDC, …) with our retry policy, and the retry classifier
-//! that keeps capacity errors from being retried in place.
+//! The AWS clients: EC2, built once from the standard chain (env, profile,
+//! web identity for OIDC, …) with our retry policy and the retry classifier
+//! that keeps capacity errors from being retried in place; and SSM, from the
+//! same configuration, for images named by a Parameter Store parameter.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -49,7 +51,17 @@ pub(crate) async fn ec2_client(region: Option<String>) -> Result<Client, AwsErro
     let ec2_config = aws_sdk_ec2::config::Builder::from(&config)
         .retry_classifier(CapacityIsFinal)
         .build();
+    // The first configuration loaded is the one every client of this run uses.
+    let _ = LOADED.set(config);
     Ok(Client::from_conf(ec2_config))
+}
+
+/// The configuration [`ec2_client`] loaded.
+static LOADED: OnceLock<aws_config::SdkConfig> = OnceLock::new();
+
+/// The SSM client, with the EC2 client's region, credentials and retries.
+pub(crate) fn ssm_client() -> Option<aws_sdk_ssm::Client> {
+    LOADED.get().map(aws_sdk_ssm::Client::new)
 }
 
 /// EC2 answers some capacity errors (InsufficientInstanceCapacity) with a

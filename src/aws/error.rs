@@ -6,9 +6,9 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 /// An EC2 call that failed, with the action, AWS's words and our advice.
 #[derive(Debug, thiserror::Error)]
-#[error("ec2:{action} failed: {detail}{}", hint.as_ref().map(|h| format!(". {h}")).unwrap_or_default())]
+#[error("{}:{action} failed: {detail}{}", service(action), hint.as_ref().map(|h| format!(". {h}")).unwrap_or_default())]
 pub(crate) struct AwsError {
-    /// The EC2 action (RunInstances, …).
+    /// The action (RunInstances, …; GetParameter is Systems Manager's).
     pub(crate) action: &'static str,
     /// AWS's error code, when there is one.
     pub(crate) code: Option<String>,
@@ -46,6 +46,14 @@ impl AwsError {
     /// market), so another candidate may well succeed.
     pub(crate) fn is_capacity(&self) -> bool {
         self.code.as_deref().is_some_and(is_capacity_code)
+    }
+}
+
+/// The IAM service prefix of an action this tool calls.
+fn service(action: &str) -> &'static str {
+    match action {
+        "GetParameter" => "ssm",
+        _ => "ec2",
     }
 }
 

@@ -106,6 +106,11 @@ pub(crate) async fn resolve(
 ) -> Result<(ImageId, Lookup), AwsError> {
     let (pattern, owners) = match source {
         ImageSource::Id(id) => return Ok((id.clone(), describe(client, id).await?)),
+        ImageSource::Parameter(name) => {
+            let id = parameter(name).await?;
+            tracing::info!(image = %id, parameter = %name, "image from Parameter Store");
+            return Ok((id.clone(), describe(client, &id).await?));
+        }
         ImageSource::Name { pattern, owners } => (pattern, owners),
     };
     let mut archs: Vec<&str> = types
@@ -174,6 +179,42 @@ pub(crate) async fn resolve(
     })?;
     tracing::info!(image = %id, name = image.name().unwrap_or_default(), "newest image matching image-name");
     Ok((id, Lookup::Found(facts(image))))
+}
+
+/// The AMI id a Parameter Store parameter holds, read with ssm:GetParameter
+/// (an option outside the six actions, needed only for `resolve:ssm:`).
+pub(crate) async fn parameter(name: &str) -> Result<ImageId, AwsError> {
+    let Some(ssm) = crate::aws::ssm_client() else {
+        return Err(AwsError {
+            action: "GetParameter",
+            code: None,
+            detail: "no AWS configuration was loaded".to_owned(),
+            hint: None,
+        });
+    };
+    let out = ssm.get_parameter().name(name).send().await.map_err(|e| {
+        let err = AwsError::from_sdk("GetParameter", &e);
+        let hint = match err.code.as_deref() {
+            Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation") => format!(
+                "image-id resolve:ssm:{name} needs ssm:GetParameter on that parameter (`ec2-spot-runner policy --optional` adds it); or give the AMI id"
+            ),
+            Some("ParameterNotFound" | "ParameterVersionNotFound") => format!(
+                "Check image-id: Parameter Store has no {name} in this region (AWS's public image parameters are listed with `aws ssm get-parameters-by-path --path /aws/service/ami-amazon-linux-latest`)"
+            ),
+            _ => return err,
+        };
+        AwsError {
+            hint: Some(hint),
+            ..err
+        }
+    })?;
+    let value = out.parameter().and_then(|p| p.value()).unwrap_or_default();
+    ImageId::parse("image-id", value).map_err(|_| AwsError {
+        action: "GetParameter",
+        code: None,
+        detail: format!("parameter {name} holds {value:?}, not an AMI id"),
+        hint: Some("Point image-id at a parameter whose value is an AMI id (ami-…)".to_owned()),
+    })
 }
 
 /// The instance types that can run the image, or why none can. Types whose

@@ -8,5 +8,5 @@ pub(crate) mod instances;
 pub(crate) mod launch;
 pub(crate) mod placement;
 
-pub(crate) use client::ec2_client;
+pub(crate) use client::{ec2_client, ssm_client};
 pub(crate) use error::AwsError;

@@ -8,7 +8,7 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::Filter;
 
 use crate::aws::AwsError;
-use crate::settings::{InstanceType, MarketPolicy, SubnetId};
+use crate::settings::{InstanceType, MarketPolicy, RankBy, SubnetId};
 
 /// How instances are bought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +168,28 @@ pub(crate) struct RankInput<'a> {
     pub(crate) max_spot_price: Option<f64>,
     /// Markets to use.
     pub(crate) policy: MarketPolicy,
+    /// How spot candidates are ordered.
+    pub(crate) rank_by: RankBy,
+    /// Whether a type without a spot price is still tried as spot: yes for
+    /// types the user named, no for types matched by size (a type the region
+    /// has no price for is one it does not offer).
+    pub(crate) try_unpriced: bool,
+}
+
+/// The sort key of a spot price: per machine, or per vCPU (from the
+/// catalogue; a type it does not know counts as one vCPU).
+fn rank_key(by: RankBy, p: &SpotPrice) -> f64 {
+    per(by, &p.instance_type, p.price)
+}
+
+fn per(by: RankBy, instance_type: &InstanceType, price: f64) -> f64 {
+    match by {
+        RankBy::Price => price,
+        RankBy::PricePerVcpu => {
+            let vcpus = crate::catalogue::lookup(instance_type.as_str()).map_or(1, |t| t.vcpus);
+            price / f64::from(vcpus.max(1))
+        }
+    }
 }
 
 /// Orders the launch candidates: spot by price (ties by the user's type
@@ -201,8 +223,9 @@ pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate
             })
             .collect();
         priced.sort_by(|a, b| {
-            a.price
-                .total_cmp(&b.price)
+            rank_key(input.rank_by, a)
+                .total_cmp(&rank_key(input.rank_by, b))
+                .then_with(|| a.price.total_cmp(&b.price))
                 .then_with(|| type_rank(&a.instance_type).cmp(&type_rank(&b.instance_type)))
                 .then_with(|| a.zone.cmp(&b.zone))
         });
@@ -220,7 +243,7 @@ pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate
             // lookup at all) is still worth a try, in each allowed zone or
             // where EC2 picks, unless a price cap is set, which we could not
             // check.
-            if input.max_spot_price.is_none() {
+            if input.max_spot_price.is_none() && input.try_unpriced {
                 for t in input.types {
                     let has_price = prices
                         .iter()
@@ -301,7 +324,7 @@ fn subnet_candidates(
                 }
             }
             out.push((
-                spot_price.unwrap_or(f64::INFINITY),
+                spot_price.map_or(f64::INFINITY, |p| per(input.rank_by, t, p)),
                 ti,
                 si,
                 Candidate {
@@ -405,6 +428,8 @@ mod tests {
             subnets: &[],
             max_spot_price: None,
             policy: MarketPolicy::SpotThenOnDemand,
+            rank_by: RankBy::Price,
+            try_unpriced: true,
         };
         assert_eq!(
             summary(&rank(&input, &prices)),
@@ -433,6 +458,8 @@ mod tests {
             subnets: &[],
             max_spot_price: Some(0.04),
             policy: MarketPolicy::Spot,
+            rank_by: RankBy::Price,
+            try_unpriced: true,
         };
         assert!(rank(&input, &prices).is_empty());
         input.max_spot_price = None;
@@ -466,6 +493,8 @@ mod tests {
             subnets: &[],
             max_spot_price: None,
             policy: MarketPolicy::Spot,
+            rank_by: RankBy::Price,
+            try_unpriced: true,
         };
         assert_eq!(
             summary(&rank(&input, &prices)),
@@ -496,6 +525,8 @@ mod tests {
             subnets: &[],
             max_spot_price: None,
             policy: MarketPolicy::Spot,
+            rank_by: RankBy::Price,
+            try_unpriced: true,
         };
         assert_eq!(
             summary(&rank(&input, &prices)),
@@ -520,6 +551,8 @@ mod tests {
             subnets: &unknown,
             max_spot_price: None,
             policy: MarketPolicy::Spot,
+            rank_by: RankBy::Price,
+            try_unpriced: true,
         };
         assert_eq!(
             summary(&rank(&input, &prices)),

@@ -18,7 +18,7 @@ use crate::cli::DoctorArgs;
 use crate::error::Error;
 use crate::github;
 use crate::modes::start;
-use crate::settings::{DoctorSettings, MarketPolicy, Scope, StartSettings};
+use crate::settings::{DoctorSettings, ImageSource, MarketPolicy, Scope, StartSettings};
 
 /// How one check came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +193,15 @@ async fn check_launch(client: &Client, start: &StartSettings, list: &mut Checkli
     let Some(source) = &instance.image else {
         return;
     };
+    if let ImageSource::Parameter(name) = source {
+        list.add(
+            "ssm:GetParameter (needed for resolve:ssm)",
+            match images::parameter(name).await {
+                Ok(id) => Outcome::Pass(format!("allowed: {name} holds {id}")),
+                Err(err) => Outcome::Fail(err.to_string()),
+            },
+        );
+    }
     // The image lookup, as start makes it (optional for an id, required for a name).
     let (image_id, image) = match images::resolve(client, source, &instance.instance_types).await {
         Ok((id, lookup)) => {

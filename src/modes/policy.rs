@@ -38,7 +38,7 @@ pub(crate) const ACTIONS: [(&str, &str); 6] = [
 ];
 
 /// Read-only actions outside the six that make a start better when allowed.
-pub(crate) const OPTIONAL: [(&str, &str); 3] = [
+pub(crate) const OPTIONAL: [(&str, &str); 4] = [
     (
         "ec2:DescribeImages",
         "read the image's root device, architecture and platform before launch",
@@ -50,6 +50,10 @@ pub(crate) const OPTIONAL: [(&str, &str); 3] = [
     (
         "ec2:GetConsoleOutput",
         "show the console of a machine whose runner never came online",
+    ),
+    (
+        "ssm:GetParameter",
+        "read the AMI id of an `image-id: resolve:ssm:NAME` parameter",
     ),
 ];
 
@@ -117,6 +121,18 @@ pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) ->
                 json!({"StringEquals": {format!("aws:ResourceTag/{}", tags::MANAGED): "true"}});
         }
         statements.push(console);
+        // AWS's public parameters have no account in their ARN.
+        // NOTE: https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html
+        statements.push(json!({
+            "Sid": "OptionalImageParameters",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter"],
+            "Resource": if scoped {
+                json!(["arn:aws:ssm:*::parameter/aws/service/*", "arn:aws:ssm:*:*:parameter/*"])
+            } else {
+                json!("*")
+            }
+        }));
     }
     if let Some(role) = pass_role {
         // NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html
@@ -174,7 +190,7 @@ mod tests {
         assert_eq!(actions(&document(true, false, None)), six);
         assert_eq!(actions(&document(false, false, None)), six);
         let with_extras = actions(&document(true, true, None));
-        assert_eq!(with_extras.len(), 9);
+        assert_eq!(with_extras.len(), 10);
         let mut optional: Vec<&str> = OPTIONAL.iter().map(|(a, _)| *a).collect();
         optional.sort_unstable();
         for action in optional {

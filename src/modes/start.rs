@@ -246,6 +246,8 @@ async fn start(
             subnets: &subnet_zones,
             max_spot_price: settings.max_spot_price,
             policy: settings.market,
+            rank_by: settings.rank_by,
+            try_unpriced: settings.instance.matched_types.is_none(),
         },
         &prices,
     );
@@ -791,7 +793,7 @@ fn runner_release(
             newest
         }
         Some(Err(why)) => {
-            let pin = &crate::userdata::RUNNER_RELEASES[0];
+            let pin = &crate::instance::RUNNER_RELEASES[0];
             let age = chrono::NaiveDate::parse_from_str(pin.pinned_on, "%Y-%m-%d")
                 .ok()
                 .map(|d| (chrono::Utc::now().date_naive() - d).num_days())

@@ -5,8 +5,8 @@
 
 use crate::cli::UserDataArgs;
 use crate::error::Error;
+use crate::instance::userdata::{self, UserDataSettings};
 use crate::settings::{InstanceSettings, RunContext, RunnerDownload};
-use crate::userdata::{self, UserDataSettings};
 
 /// Renders the user-data of one runner.
 pub(crate) fn render_for(
@@ -24,6 +24,9 @@ pub(crate) fn render_for(
         runner_version: runner.version.clone(),
         sha256_x64: runner.sha256_x64.clone().unwrap_or_default(),
         sha256_arm64: runner.sha256_arm64.clone().unwrap_or_default(),
+        runner_update: instance.runner_update,
+        runner_sudo: instance.runner_sudo,
+        instance_store: instance.instance_store,
         download_url: userdata::DEFAULT_DOWNLOAD_URL.to_owned(),
         max_lifetime: instance.max_lifetime,
         idle_timeout: instance.idle_timeout,

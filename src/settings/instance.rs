@@ -11,6 +11,9 @@ pub(crate) struct InstanceSettings {
     pub(crate) image: Option<ImageSource>,
     /// Acceptable types, preferred first.
     pub(crate) instance_types: Vec<InstanceType>,
+    /// Set when `instance_types` came from `instance-requirements`: how many
+    /// types matched before the list was cut to what one price call takes.
+    pub(crate) matched_types: Option<usize>,
     /// Subnets to launch into; empty means the default VPC.
     pub(crate) subnet_ids: Vec<SubnetId>,
     /// Security groups; empty means the VPC's default group.
@@ -47,6 +50,12 @@ pub(crate) struct InstanceSettings {
     /// Whether the user chose that release (`runner-version`): then the
     /// newest release is not looked up.
     pub(crate) runner_version_pinned: bool,
+    /// Replace a pre-installed runner older than `runner_release`.
+    pub(crate) runner_update: bool,
+    /// Passwordless sudo for the runner user.
+    pub(crate) runner_sudo: bool,
+    /// NVMe instance store as the work folder and Docker's data root.
+    pub(crate) instance_store: bool,
     /// Script run before the runner.
     pub(crate) pre_runner_script: Option<String>,
     /// The instance profile that gives the machine a role.
@@ -61,15 +70,42 @@ impl InstanceSettings {
         require_image: bool,
     ) -> Result<Self, InvalidInput> {
         let image = parse_image(args, require_image)?;
-        let instance_types = list(&args.instance_types)
+        let mut instance_types = list(&args.instance_types)
             .iter()
             .map(|t| InstanceType::parse(t))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut matched_types = None;
+        if let Some(raw) = present(&args.instance_requirements) {
+            if !instance_types.is_empty() {
+                return Err(InvalidInput::new(
+                    "instance-requirements",
+                    Some(raw),
+                    "and instance-types both name the types; give one of them",
+                ));
+            }
+            let req = Requirements::parse(raw)
+                .map_err(|e| InvalidInput::new("instance-requirements", Some(raw), e))?;
+            let (found, total) = req.matching("x86_64", true);
+            if found.is_empty() {
+                return Err(InvalidInput::new(
+                    "instance-requirements",
+                    Some(raw),
+                    format!(
+                        "matches no instance type of the catalogue (as of {CATALOGUE_AS_OF}); widen the ranges, and give arch=arm64 for Graviton types (the default is x86_64)"
+                    ),
+                ));
+            }
+            instance_types = found
+                .iter()
+                .map(|t| InstanceType::parse(t.name))
+                .collect::<Result<Vec<_>, _>>()?;
+            matched_types = Some(total);
+        }
         if instance_types.is_empty() && require_image {
             return Err(InvalidInput::new(
                 "instance-types",
                 None,
-                "is missing; give one or more instance types, e.g. c7i.large,c6i.large",
+                "is missing; give one or more instance types, e.g. c7i.large,c6i.large, or instance-requirements such as vcpu=2-4,memory=4+",
             ));
         }
         let subnet_ids = list(&args.subnet_ids)
@@ -168,6 +204,7 @@ impl InstanceSettings {
         Ok(Self {
             image,
             instance_types,
+            matched_types,
             subnet_ids,
             security_group_ids,
             label,
@@ -190,6 +227,14 @@ impl InstanceSettings {
             runner_dir,
             runner_release,
             runner_version_pinned: present(&args.runner_version).is_some(),
+            runner_update: parse_bool("runner-update", &args.runner_update, true)?,
+            runner_sudo: parse_bool("runner-sudo", &args.runner_sudo, true)?,
+            instance_store: parse_choice(
+                "instance-store",
+                &args.instance_store,
+                true,
+                &[("auto", true), ("off", false)],
+            )?,
             pre_runner_script,
             instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
         })
@@ -201,6 +246,10 @@ impl InstanceSettings {
 pub(crate) enum ImageSource {
     /// An AMI id.
     Id(ImageId),
+    /// The AMI id in a Systems Manager Parameter Store parameter
+    /// (`resolve:ssm:NAME`): AWS's public ones name the newest images of
+    /// Ubuntu, Amazon Linux and others.
+    Parameter(String),
     /// The newest image whose name matches `pattern`, from these owners only.
     Name {
         /// A DescribeImages name filter (`*` and `?` wildcards).
@@ -208,6 +257,32 @@ pub(crate) enum ImageSource {
         /// Account ids or the aliases EC2 knows.
         owners: Vec<String>,
     },
+}
+
+/// A Parameter Store name as `resolve:ssm:` takes it: a path
+/// (`/aws/service/...`) or a plain name, of letters, digits and `_.-/`, at
+/// most 2048 characters; a version or label suffix (`:3`) is allowed.
+// NOTE: https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html
+// NOTE: https://docs.aws.amazon.com/autoscaling/ec2/userguide/using-systems-manager-parameters.html
+fn parse_parameter_name(name: &str) -> Result<String, InvalidInput> {
+    let (base, selector) = name.split_once(':').unwrap_or((name, ""));
+    let ok = !base.is_empty()
+        && base.len() <= 2048
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+        && !base.ends_with('/')
+        && selector
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(InvalidInput::new(
+            "image-id",
+            Some(&format!("resolve:ssm:{name}")),
+            "not a Parameter Store name; use resolve:ssm:/PATH/TO/PARAMETER, e.g. resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 /// Reads `image-id`, or `image-name` with `image-owner`: exactly one of the
@@ -229,6 +304,9 @@ fn parse_image(args: &InstanceArgs, require: bool) -> Result<Option<ImageSource>
                     present(&args.image_owner),
                     "only applies to image-name; remove it, or use image-name instead of image-id",
                 ));
+            }
+            if let Some(name) = id.strip_prefix("resolve:ssm:") {
+                return Ok(Some(ImageSource::Parameter(parse_parameter_name(name)?)));
             }
             Ok(Some(ImageSource::Id(ImageId::parse("image-id", id)?)))
         }
@@ -344,7 +422,7 @@ pub(crate) struct RunnerDownload {
 }
 
 impl RunnerDownload {
-    fn pinned(release: &userdata::RunnerRelease) -> Self {
+    fn pinned(release: &machine::RunnerRelease) -> Self {
         Self {
             version: release.version.to_owned(),
             sha256_x64: Some(release.sha256_x64.to_owned()),
@@ -357,7 +435,7 @@ pub(super) fn parse_runner_release(
     version: &Option<String>,
     sha256: &Option<String>,
 ) -> Result<RunnerDownload, InvalidInput> {
-    let known = userdata::RUNNER_RELEASES;
+    let known = machine::RUNNER_RELEASES;
     let Some(version) = present(version) else {
         if present(sha256).is_some() {
             return Err(InvalidInput::new(

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::catalogue::{CATALOGUE_AS_OF, Requirements};
 use crate::cli::{AwsArgs, GithubArgs, InstanceArgs, StartArgs, StopArgs};
-use crate::userdata;
+use crate::instance as machine;
 
 /// A bad input: which one, what was given, and what to do about it.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,16 @@ pub(crate) enum MarketPolicy {
     SpotThenOnDemand,
 }
 
+/// How spot candidates are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RankBy {
+    /// The cheapest machine first.
+    Price,
+    /// The cheapest vCPU first: a bigger machine that costs less per vCPU
+    /// wins (for jobs that use every core).
+    PricePerVcpu,
+}
+
 /// What `start` waits for before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WaitFor {
@@ -91,6 +101,8 @@ pub(crate) struct StartSettings {
     pub(crate) zones: Vec<String>,
     /// Spot price cap, USD per hour.
     pub(crate) max_spot_price: Option<f64>,
+    /// How spot candidates are ordered.
+    pub(crate) rank_by: RankBy,
     /// Number of runners.
     pub(crate) count: u32,
     /// Whether fewer than `count` runners is still a success.
@@ -198,6 +210,15 @@ impl StartSettings {
             market,
             zones,
             max_spot_price,
+            rank_by: parse_choice(
+                "rank-by",
+                &args.rank_by,
+                RankBy::Price,
+                &[
+                    ("price", RankBy::Price),
+                    ("price-per-vcpu", RankBy::PricePerVcpu),
+                ],
+            )?,
             count: parse_number("count", &args.count, 1, 50)?.unwrap_or(1),
             allow_partial: parse_bool("allow-partial", &args.allow_partial, false)?,
             boot_boost: parse_bool("boot-boost", &args.boot_boost, true)?,

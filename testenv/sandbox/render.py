@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Renders src/userdata/runner.sh the way src/userdata.rs does.
+"""Renders src/instance/runner.sh the way src/instance/userdata.rs does.
 
 The sandbox harness and the benchmark use it, so they need no cargo build.
 It must stay byte-for-byte identical to the Rust renderer: the Rust tests
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "src" / "userdata" / "runner.sh"
+TEMPLATE = REPO / "src" / "instance" / "runner.sh"
 MARKER = "# @@SETTINGS@@"
 
 # Order and names of the settings, as written into the script.
@@ -31,6 +31,9 @@ NAMES = [
     "RUNNER_VERSION",
     "RUNNER_SHA256_X64",
     "RUNNER_SHA256_ARM64",
+    "RUNNER_UPDATE",
+    "RUNNER_SUDO",
+    "INSTANCE_STORE",
     "RUNNER_DOWNLOAD_URL",
     "MAX_LIFETIME_SECONDS",
     "IDLE_TIMEOUT_SECONDS",
@@ -40,6 +43,9 @@ NAMES = [
 
 DEFAULTS = {
     "RUNNER_USER": "runner",
+    "RUNNER_UPDATE": "1",
+    "RUNNER_SUDO": "1",
+    "INSTANCE_STORE": "1",
     "RUNNER_DOWNLOAD_URL": "https://github.com/actions/runner/releases/download/"
     "v{version}/actions-runner-linux-{arch}-{version}.tar.gz",
     "MAX_LIFETIME_SECONDS": "21600",

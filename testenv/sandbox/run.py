@@ -68,8 +68,11 @@ class HarnessError(Exception):
 # ---------------------------------------------------------------- scenarios
 
 def scenario(doc, settings=None, runner=None, preinstall=(), stubs=(), hide=(), spot_after=None,
-             home_modes=None):
+             home_modes=None, preinstall_version=None, hide_icu=False, pkg_install="fail"):
     return {
+        "preinstall_version": preinstall_version,
+        "hide_icu": hide_icu,
+        "pkg_install": pkg_install,
         "doc": doc,
         "settings": settings or {},
         "runner": {"job": "diag", "seconds": "0.5", "exit_code": "0", **(runner or {})},
@@ -134,7 +137,34 @@ SCENARIOS = {
         settings={"IDLE_TIMEOUT_SECONDS": "3"}, runner={"job": "process", "seconds": "6"}),
     "wget-fallback": scenario(
         "no curl on the machine: the runner comes down with wget", hide=["curl"]),
+    "runner-update": scenario(
+        "the pre-installed runner is 2.300.0, older than RUNNER_VERSION: the verified download replaces "
+        "it in place, its .env carries over",
+        preinstall=["/opt/actions-runner"], preinstall_version="2.300.0"),
+    "runner-update-off": scenario(
+        "the same old runner with RUNNER_UPDATE off: no download, it runs as it is",
+        settings={"RUNNER_UPDATE": ""}, preinstall=["/opt/actions-runner"], preinstall_version="2.300.0"),
+    "libicu-installed": scenario(
+        "no libicu on the machine: apt-get installs it, the runner runs with full globalization",
+        hide_icu=True, pkg_install="ok"),
+    "libicu-missing": scenario(
+        "no libicu and dnf fails: the runner runs with invariant globalization and a WARNING says so",
+        hide_icu=True, stubs=["dnf"]),
+    "no-sudo": scenario(
+        "RUNNER_SUDO off: no sudoers entry for the runner user", settings={"RUNNER_SUDO": ""}),
 }
+
+ICU_LIBS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64")
+
+
+def host_icu_files():
+    """The host's libicuuc files, as the script's glob finds them (the
+    sandbox shares the host's /usr)."""
+    found = set()
+    for d in ICU_LIBS:
+        for p in Path(d).glob("libicuuc.so.*"):
+            found.add(os.path.realpath(p))
+    return sorted(found)
 
 
 def jit_for(name: str) -> str:
@@ -154,6 +184,9 @@ def scenario_settings(name: str, port: int, sha: str) -> dict:
         "RUNNER_VERSION": FAKE_VERSION,
         "RUNNER_SHA256_X64": sha,
         "RUNNER_SHA256_ARM64": sha,
+        "RUNNER_UPDATE": "1",
+        "RUNNER_SUDO": "1",
+        "INSTANCE_STORE": "1",
         "RUNNER_DOWNLOAD_URL": f"http://127.0.0.1:{port}/actions/runner/releases/download/"
         "v{version}/actions-runner-linux-{arch}-{version}.tar.gz",
         "MAX_LIFETIME_SECONDS": "120",
@@ -357,8 +390,15 @@ def prepare_root(out: Path, spec: dict, settings: dict, script: Path, tarball: b
     os.chmod(state / "record", 0o1777)
     for name in ("shutdown", "poweroff", "systemctl"):
         shutil.copy(STUBS / "poweroff", state / "bin" / name)
+    # No real package manager may run: the sandbox shares the host's /usr.
+    for name in ("apt-get", "apt-cache", *[s for s in spec["stubs"] if s in ("dnf", "yum", "zypper")]):
+        shutil.copy(STUBS / "pkg", state / "bin" / name)
+    (state / "pkg.conf").write_text(f"install={spec['pkg_install']}\n")
     for name in spec["stubs"]:
-        shutil.copy(STUBS / name, state / "bin" / name)
+        if name not in ("dnf", "yum", "zypper"):
+            shutil.copy(STUBS / name, state / "bin" / name)
+    # A machine with sudo installed has this directory.
+    (root / "etc/sudoers.d").mkdir(exist_ok=True)
     shutil.copy(script, state / "user-data.sh")
     conf = "".join(f"{k}={v}\n" for k, v in spec["runner"].items())
     (state / "fake-runner.conf").write_text(conf)
@@ -371,6 +411,10 @@ def prepare_root(out: Path, spec: dict, settings: dict, script: Path, tarball: b
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
             tar.extractall(target, filter="tar")
+        if spec["preinstall_version"]:
+            deps = target / "bin/Runner.Listener.deps.json"
+            deps.write_text(deps.read_text().replace(FAKE_VERSION, spec["preinstall_version"]))
+            (target / ".env").write_text("LANG=C.UTF-8\nIMAGE_SETTING=kept\n")
         for p in [target, *target.rglob("*")]:
             os.lchown(p, 0, 0)
     return root
@@ -424,6 +468,9 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
     if not shutil.which("unshare"):
         raise HarnessError("needs unshare (util-linux)")
     spec = SCENARIOS[name]
+    if spec["hide_icu"] and not host_icu_files():
+        raise HarnessError(f"{name} hides this machine's libicuuc and the package manager stand-in brings it "
+                           "back, but there is none here: install libicu (Debian: libicu72)")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     text = script.read_text()
@@ -458,6 +505,9 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
                 binds.append([str(root / "var/mail"), mail])
         for command in spec["hide"]:
             for path in sorted({os.path.realpath(p) for p in _which_all(command)}):
+                binds.append(["/dev/null", path])
+        if spec["hide_icu"]:
+            for path in host_icu_files():
                 binds.append(["/dev/null", path])
         cfg = {
             "binds": binds,
@@ -655,6 +705,20 @@ class Checks:
                         "the JIT config is in another variable of the runner's environment")
             self.expect("EC2SR_IMDS_ENDPOINT" not in self.runner["env"],
                         "the bootstrap's environment leaked into the runner's")
+            invariant = "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT" in self.runner["env"]
+            self.expect(invariant == (self.r["scenario"] == "libicu-missing"),
+                        f"DOTNET_SYSTEM_GLOBALIZATION_INVARIANT {'set' if invariant else 'not set'} for run.sh")
+            sudoers = self.root / "etc/sudoers.d/90-ec2-spot-runner"
+            if self.s["RUNNER_SUDO"]:
+                self.expect((read(sudoers) or "") == f"{self.s['RUNNER_USER']} ALL=(ALL) NOPASSWD:ALL\n",
+                            f"no passwordless sudo for {self.s['RUNNER_USER']} in {sudoers.name}")
+                self.expect(sudoers.exists() and (sudoers.stat().st_mode & 0o777) == 0o440,
+                            "the sudoers file is not mode 0440 (sudo ignores it otherwise)")
+            else:
+                self.expect(not sudoers.exists(), "a sudoers file was written although RUNNER_SUDO is off")
+        calls = (read(self.state / "record" / "pkg-calls") or "").splitlines()
+        if not self.r["scenario"].startswith("libicu-"):
+            self.expect(not calls, f"a package manager ran on a machine with libicu: {calls}")
 
     # -- per scenario
 
@@ -708,6 +772,54 @@ class Checks:
         self.runner_finished()
         self.downloads(0)
         self.runs_in("/opt/actions-runner")
+        self.expect(f"is {FAKE_VERSION}, not older than {FAKE_VERSION}" in self.r["log"],
+                    "the pre-installed runner's version was not read from its deps.json")
+
+    def installed_version(self):
+        deps = read(self.root / "opt/actions-runner/bin/Runner.Listener.deps.json") or ""
+        m = re.search(r'"Runner\.Listener/([0-9.]+)"', deps)
+        return m.group(1) if m else None
+
+    def check_runner_update(self):
+        self.runner_finished()
+        self.downloads(1)
+        self.runs_in("/opt/actions-runner")
+        self.expect(f"is 2.300.0, older than {FAKE_VERSION}: updating it" in self.r["log"],
+                    "the update was not announced with both versions")
+        self.expect("runner checksum verified" in self.r["log"], "the update was not verified")
+        self.expect(self.installed_version() == FAKE_VERSION,
+                    f"/opt/actions-runner holds {self.installed_version()} after the update")
+        self.expect("IMAGE_SETTING=kept" in (read(self.root / "opt/actions-runner/.env") or ""),
+                    "the old runner's .env did not carry over")
+
+    def check_runner_update_off(self):
+        self.runner_finished()
+        self.downloads(0)
+        self.expect(self.installed_version() == "2.300.0", "the old runner was replaced although RUNNER_UPDATE is off")
+        self.expect("updating it" not in self.r["log"], "an update was announced although RUNNER_UPDATE is off")
+
+    def pkg_calls(self):
+        return (read(self.state / "record" / "pkg-calls") or "").splitlines()
+
+    def check_libicu_installed(self):
+        self.runner_finished()
+        calls = self.pkg_calls()
+        self.expect(calls[:1] == ["apt-get update"] and "apt-get install -y --no-install-recommends libicu72" in calls,
+                    f"apt-get was not asked for the newest libicuNN: {calls}")
+        self.expect("libicu installed" in self.r["log"], "the install was not logged")
+
+    def check_libicu_missing(self):
+        self.runner_finished()
+        calls = self.pkg_calls()
+        self.expect(calls == ["dnf install -y libicu"], f"package manager calls {calls}, expected dnf once")
+        warn = [line for line in self.r["log"].splitlines() if "WARNING: could not install libicu" in line]
+        self.expect(len(warn) == 1 and "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1" in warn[0],
+                    f"no WARNING naming invariant globalization: {warn}")
+        self.expect(any("WARNING: could not install libicu" in line for line in self.r["console"].splitlines()),
+                    "the WARNING does not reach the console")
+
+    def check_no_sudo(self):
+        self.runner_finished()
 
     def check_runner_dir(self):
         self.runner_finished()

@@ -297,11 +297,12 @@ def fake_runner_tarball() -> bytes:
     return raw.getvalue()
 
 
-class Download:
-    """github.com's release downloads, over TLS with the image's test CA."""
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port) whose answers come from
+    `answer(handler) -> (status, content type, body)`; every request is kept
+    in `requests` (what `answer` returns as its record)."""
 
-    def __init__(self, image: Path):
-        self.tarball = fake_runner_tarball()
+    def __init__(self, answer, tls=None):
         self.requests = []
         parent = self
 
@@ -310,28 +311,66 @@ class Download:
                 pass
 
             def do_GET(self):
-                ok = bool(re.match(r"^/actions/runner/releases/download/v[^/]+/actions-runner-linux-(x64|arm64)-[^/]+\.tar\.gz$",
-                                   self.path))
-                parent.requests.append({"path": self.path, "status": 200 if ok else 404,
-                                        "host": self.headers.get("Host"), "user_agent": self.headers.get("User-Agent")})
-                body = parent.tarball if ok else b"Not Found"
-                self.send_response(200 if ok else 404)
-                self.send_header("Content-Type", "application/octet-stream")
+                status, ctype, body, record = answer(self)
+                parent.requests.append(record)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(image / "github.pem", image / "github.key")
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, args=(0.1,), daemon=True).start()
 
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class Download(LocalServer):
+    """github.com's release downloads, over TLS with the image's test CA."""
+
+    def __init__(self, image: Path):
+        self.tarball = fake_runner_tarball()
+        pattern = re.compile(r"^/actions/runner/releases/download/v[^/]+/actions-runner-linux-(x64|arm64)-[^/]+\.tar\.gz$")
+
+        def answer(h):
+            ok = bool(pattern.match(h.path))
+            record = {"path": h.path, "status": 200 if ok else 404, "host": h.headers.get("Host"),
+                      "user_agent": h.headers.get("User-Agent")}
+            return (200 if ok else 404), "application/octet-stream", (self.tarball if ok else b"Not Found"), record
+
+        super().__init__(answer, tls=(image / "github.pem", image / "github.key"))
+
+
+class ReleaseMirror(LocalServer):
+    """A mirror of GET /repos/actions/runner/releases/latest (the
+    runner-releases-url input, as for GitHub Enterprise Server or an
+    air-gapped mirror): the release of the fake runner tarball, its SHA-256
+    between the markers actions/runner puts in every release's notes."""
+
+    def __init__(self, tarball: bytes, version: str):
+        sha = hashlib.sha256(tarball).hexdigest()
+        body = json.dumps({
+            "tag_name": f"v{version}", "name": f"v{version}", "draft": False, "prerelease": False,
+            "published_at": "2026-12-01T00:00:00Z",
+            "body": f"## SHA-256 Checksums\n- actions-runner-linux-x64-{version}.tar.gz "
+                    f"<!-- BEGIN SHA linux-x64 -->{sha}<!-- END SHA linux-x64 -->\n",
+        }).encode()
+
+        def answer(h):
+            ok = h.path == "/repos/actions/runner/releases/latest"
+            out = body if ok else b'{"message":"Not Found"}'
+            return (200 if ok else 404), "application/json", out, {"path": h.path, "status": 200 if ok else 404}
+
+        super().__init__(answer)
+        self.url = f"http://127.0.0.1:{self.port}/repos/actions/runner/releases/latest"
 
 
 # ---------------------------------------------------------------- one boot
@@ -341,8 +380,8 @@ class Boot:
     the serial console read line by line with host arrival times."""
 
     def __init__(self, qemu: Qemu, image: Path, out: Path, user_data: bytes, instance_type: str, zone: str,
-                 kernel_args: str, reboot=False, download: Download = None):
-        self.out, self.reboot = out, reboot
+                 kernel_args: str, reboot=False, download: Download = None, nvme=0):
+        self.out, self.reboot, self.nvme = out, reboot, nvme
         self.imds = imds_mod.Imds(user_data=user_data, instance_type=instance_type, zone=zone, mac=MAC,
                                   local_ipv4="169.254.0.15").start()
         self.lines = []  # (seconds since power-on, text)
@@ -380,6 +419,14 @@ class Boot:
             "-smbios", "type=3,manufacturer=Amazon EC2,asset=Amazon EC2",
             "-serial", "stdio", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
         ]
+        # Instance store: empty NVMe disks that are not EBS volumes (QEMU's
+        # controller names its model "QEMU NVMe Ctrl"; EC2's says "Amazon EC2
+        # NVMe Instance Storage", EBS "Amazon Elastic Block Store").
+        for i in range(nvme):
+            disk = out / f"store{i}.qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "2G"], check=True)
+            cmd += ["-drive", f"file={disk},if=none,id=store{i},format=qcow2,cache=unsafe",
+                    "-device", f"nvme,drive=store{i},serial=AWS{i:017d}"]
         if accel == "kvm":
             cmd += ["-cpu", "host"]
         if not reboot:
@@ -466,10 +513,11 @@ class Boot:
         with self.cond:
             stamped = "".join(f"{t:9.3f} {line}\n" for t, line in self.lines)
         (self.out / "console.tlog").write_text(stamped)
-        try:
-            (self.out / "overlay.qcow2").unlink()
-        except OSError:
-            pass
+        for disk in [self.out / "overlay.qcow2", *(self.out / f"store{i}.qcow2" for i in range(self.nvme))]:
+            try:
+                disk.unlink()
+            except OSError:
+                pass
         return calls
 
 
@@ -500,12 +548,12 @@ def find(lines, pattern, after=0.0):
 
 def script_log(lines):
     """The bootstrap's own lines, once each (its stderr reaches the console
-    through cloud-init's output too)."""
+    through cloud-init's output too, behind the kernel's prefix)."""
     seen, out = set(), []
     for t, l in lines:
         m = LOG_LINE.search(l)
-        if m and l not in seen:
-            seen.add(l)
+        if m and m.group(0) not in seen:
+            seen.add(m.group(0))
             out.append((t, m.group(1)))
     return out
 
@@ -570,17 +618,19 @@ def timeline(exited, lines):
 
 class Scenario:
     def __init__(self, name, doc, inputs, job="sleep", seconds="5", runner="installed", reboot=False,
-                 download=False, timeout=600):
+                 download=False, timeout=600, mirror=False, libicu=True, nvme=0):
         self.name, self.doc, self.inputs, self.job, self.seconds = name, doc, inputs, job, seconds
         self.runner, self.reboot, self.download, self.timeout = runner, reboot, download, timeout
+        self.mirror, self.libicu, self.nvme = mirror, libicu, nvme
 
 
 SCENARIOS = {
     "job-runs": Scenario(
         "job-runs",
         "pre-installed runner as the runner user with the JIT config in its environment, a job that "
-        "waits for cloud-init and looks for the JIT config, a spot notice meanwhile; power-off when it exits",
-        {}, job="probe", seconds="30"),
+        "waits for cloud-init, looks for the JIT config and uses sudo, a spot notice meanwhile; two NVMe disks "
+        "(instance store) in RAID 0 as the work folder; power-off when the runner exits",
+        {}, job="probe", seconds="30", nvme=2),
     "idle-timeout": Scenario(
         "idle-timeout", "no job comes: the idle watchdog powers off after idle-timeout (60s)",
         {"INPUT_IDLE_TIMEOUT": "60s"}, job="none"),
@@ -595,6 +645,12 @@ SCENARIOS = {
     "reboot": Scenario(
         "reboot", "the machine is reset while the job runs: the next boot powers off at once",
         {}, job="sleep", seconds="inf", reboot=True),
+    "update-no-libicu": Scenario(
+        "update-no-libicu", "start reads the newest release from a runner-releases-url mirror; the image's "
+        "runner is older, so the machine downloads (github.com, forwarded), verifies and runs that release; "
+        "the image has no libicu and apt-get cannot reach a mirror, so the runner runs with invariant "
+        "globalization and the console says so",
+        {}, runner="old", download=True, mirror=True, libicu=False),
 }
 
 
@@ -602,19 +658,23 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
     r = Result(sc.name)
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    boot = download = None
+    boot = download = mirror = None
     try:
-        outputs, call = standins.start(sc.name, sc.inputs, out)
+        inputs = dict(sc.inputs)
+        if sc.mirror:
+            mirror = ReleaseMirror(fake_runner_tarball(), FAKE_VERSION)
+            inputs["INPUT_RUNNER_RELEASES_URL"] = mirror.url
+        outputs, call = standins.start(sc.name, inputs, out)
         r.timings["start_s"] = round(time.monotonic() - began, 1)
         user_data = base64.b64decode(call["params"]["UserData"])
         (out / "user-data.gz").write_bytes(user_data)
         script = gzip.decompress(user_data).decode()
         settings = settings_of(script)
         # The binary embeds the template when it is built: a binary older
-        # than src/userdata/runner.sh would boot yesterday's script.
+        # than src/instance/runner.sh would boot yesterday's script.
         if script != render.render(settings, render.TEMPLATE.read_text()):
             r.findings["stale_template"] = True
-            r.failures.append(f"the user data {BIN} sent is not src/userdata/runner.sh as it is now: "
+            r.failures.append(f"the user data {BIN} sent is not src/instance/runner.sh as it is now: "
                               "rebuild the binary (cargo build)")
             if not ALLOW_STALE:
                 raise StaleTemplate()
@@ -622,11 +682,14 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
         zone = call["params"].get("Placement.AvailabilityZone", "us-east-1a")
         jit_sha = hashlib.sha256(settings.get("JIT_CONFIG", "").encode()).hexdigest()
         args = f"ec2sr.job={sc.job} ec2sr.job_seconds={sc.seconds} ec2sr.jit_sha256={jit_sha}"
-        if sc.runner == "none":
-            args += " ec2sr.runner=none"
+        if sc.runner in ("none", "old"):
+            args += f" ec2sr.runner={sc.runner}"
+        if not sc.libicu:
+            args += " ec2sr.libicu=none"
         if sc.download:
             download = Download(image)
-        boot = Boot(qemu, image, out, user_data, instance_type, zone, args, reboot=sc.reboot, download=download)
+        boot = Boot(qemu, image, out, user_data, instance_type, zone, args, reboot=sc.reboot, download=download,
+                    nvme=sc.nvme)
         act = getattr(sys.modules[__name__], "during_" + sc.name.replace("-", "_"), None)
         if act:
             act(sc, boot, r)
@@ -636,6 +699,8 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
         lines = list(boot.lines)
         calls = boot.finish()
         boot = None
+        if mirror is not None:
+            r.findings["mirror_requests"] = len(mirror.requests)
         r.timings.update(timeline(exited, lines))
         common_checks(r, exited, calls, lines, call, user_data, settings)
         check = getattr(sys.modules[__name__], "check_" + sc.name.replace("-", "_"))
@@ -650,6 +715,8 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
         if download is not None:
             (out / "download-requests.json").write_text(json.dumps(download.requests, indent=1))
             download.stop()
+        if mirror is not None:
+            mirror.stop()
     r.timings["total_s"] = round(time.monotonic() - began, 1)
     (out / "result.json").write_text(json.dumps({"scenario": r.name, "passed": not r.failures,
                                                  "failures": r.failures, "timings": r.timings,
@@ -688,6 +755,10 @@ def during_reboot(sc, boot, r):
     _record_exit(boot, sc.timeout)
 
 
+def during_update_no_libicu(sc, boot, r):
+    _record_exit(boot, sc.timeout)
+
+
 def _record_exit(boot, timeout):
     boot.wait_exit(timeout)
 
@@ -714,6 +785,16 @@ def check_job_runs(sc, r, lines, calls, settings, standins, download, outputs):
     r.expect(not [p for p in procs if p.get("jit_in_cmdline") or p.get("jitconfig_flag")],
              "the JIT config is on a command line: "
              + str([p["comm"] for p in procs if p.get("jit_in_cmdline") or p.get("jitconfig_flag")]))
+    store = [m for m in msgs if m.startswith("instance store: ")]
+    r.expect(len(store) == 1 and store[0].startswith("instance store: 2 NVMe disk(s), 4 GiB, is the work folder "
+                                                     "/opt/actions-runner/_work"),
+             f"the two NVMe disks did not become the work folder: {store}")
+    work = next((p for p in probe if p["kind"] == "work-folder"), {})
+    r.expect(work.get("writable") and work.get("mount", "").split()[1:2] == ["ext4"]
+             and "/dev/md" in work.get("mount", ""),
+             f"the job's work folder is not the RAID 0 of the instance store: {work}")
+    sudo = next((p for p in probe if p["kind"] == "sudo"), {})
+    r.expect(sudo.get("rc") == 0 and sudo.get("uid") == "0", f"passwordless sudo in the job: {sudo}")
     ps = next((p for p in probe if p["kind"] == "ps"), {})
     r.expect(ps.get("jit_in_ps") is False and ps.get("jitconfig_flag") is False, f"`ps` shows the JIT config: {ps}")
     env = next((p for p in probe if p["kind"] == "job-environment"), {})
@@ -767,7 +848,7 @@ def _elapsed(lines, from_pattern, to_pattern):
 
 def check_idle_timeout(sc, r, lines, calls, settings, standins, download, outputs):
     _reason_check(r, "no job started within the idle timeout of 60s")
-    r.expect(bool(find(lines, r"ec2sr-fake-runner: listener connected, job=none")), "the runner did not start")
+    r.expect(bool(find(lines, r"ec2sr-fake-runner: listener connected, .*job=none")), "the runner did not start")
     t = _elapsed(lines, r"ec2-spot-runner: bootstrap started", r"ec2-spot-runner: powering off")
     r.timings["script_to_poweroff_s"] = t
     r.expect(t is not None and 58 <= t <= 75, f"idle power-off {t} s after the script started, expected ~60")
@@ -795,6 +876,32 @@ def check_bad_checksum(sc, r, lines, calls, settings, standins, download, output
     r.expect(len(got) == 1 and got[0]["path"].endswith(f"/v{FAKE_VERSION}/actions-runner-linux-x64-{FAKE_VERSION}.tar.gz"),
              f"downloads: {download.requests if download else None}")
     r.expect(bool(got) and got[0]["host"] == "github.com", "the download did not go to github.com")
+
+
+def check_update_no_libicu(sc, r, lines, calls, settings, standins, download, outputs):
+    _reason_check(r, "runner finished (run.sh exit status 0)")
+    r.expect(settings.get("RUNNER_VERSION") == FAKE_VERSION,
+             f"start handed the instance runner {settings.get('RUNNER_VERSION')}, not the mirror's {FAKE_VERSION}")
+    r.expect(r.findings.get("mirror_requests") == 1, f"{r.findings.get('mirror_requests')} requests to the mirror")
+    msgs = [m for _, m in script_log(lines)]
+    r.expect(bool(find(lines, r"ec2sr-test: the pre-installed runner is 2\.300\.0")), "the image's runner was not made old")
+    r.expect(any(f"is 2.300.0, older than {FAKE_VERSION}: updating it" in m for m in msgs),
+             "the bootstrap did not announce the update")
+    got = [q for q in (download.requests if download else []) if q["status"] == 200]
+    r.expect(len(got) == 1 and got[0]["host"] == "github.com"
+             and got[0]["path"].endswith(f"/v{FAKE_VERSION}/actions-runner-linux-x64-{FAKE_VERSION}.tar.gz"),
+             f"downloads: {download.requests if download else None}")
+    r.expect(any(m == "runner checksum verified" for m in msgs), "the update was not verified")
+    listener = find(lines, r"ec2sr-fake-runner: listener connected, ")
+    r.expect(bool(listener) and f"version={FAKE_VERSION} " in listener[0][1],
+             f"the runner that ran is not {FAKE_VERSION}: {listener[:1]}")
+    r.expect(bool(find(lines, r"ec2sr-test: no libicu on this boot")), "libicu was not removed")
+    warn = [m for m in msgs if m.startswith("WARNING: could not install libicu")]
+    r.expect(len(warn) == 1 and "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1" in warn[0],
+             f"no WARNING about invariant globalization on the console: {warn}")
+    r.expect(bool(listener) and "globalization=invariant" in listener[0][1],
+             "the runner did not run with invariant globalization")
+    r.expect(not find(lines, r"Couldn't find a valid ICU package"), "the runner stopped for want of ICU")
 
 
 def check_reboot(sc, r, lines, calls, settings, standins, download, outputs):

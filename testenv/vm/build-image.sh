@@ -32,9 +32,11 @@ mirror=http://deb.debian.org/debian
 # in the new root (without recommends). cloud-init brings python3,
 # isc-dhcp-client (its EC2 datasource takes a DHCP lease in the local stage)
 # and iproute2; systemd-networkd (part of systemd) applies the network
-# configuration cloud-init renders.
+# configuration cloud-init renders. libicu72 is the runner's .NET
+# dependency, which images with a runner carry (a scenario removes it);
+# mdadm builds the RAID 0 across instance-store disks, as on Ubuntu's images.
 packages=(systemd systemd-sysv udev linux-image-amd64 initramfs-tools kmod cloud-init
-	isc-dhcp-client iproute2 netbase curl ca-certificates sudo procps e2fsprogs tar gzip zstd)
+	isc-dhcp-client iproute2 netbase curl ca-certificates sudo procps e2fsprogs tar gzip zstd libicu72 mdadm)
 
 recipe=$( (
 	cat "$0"
@@ -142,7 +144,8 @@ in_root systemctl enable systemd-networkd.service ec2sr-test-hooks.service >/dev
 for unit in getty@tty1.service serial-getty@ttyS0.service getty.target \
 	apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
 	fstrim.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer \
-	cloud-init-hotplugd.socket systemd-pstore.service; do
+	cloud-init-hotplugd.socket systemd-pstore.service mdmonitor.service mdmonitor-oneshot.timer \
+	mdcheck_start.timer mdcheck_continue.timer; do
 	in_root systemctl mask "$unit" >/dev/null 2>&1 || true
 done
 # A small initrd (unpacked under emulation at every boot): virtio and ext4.

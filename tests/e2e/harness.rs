@@ -352,6 +352,7 @@ impl Env {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("AWS_ENDPOINT_URL_EC2", &self.ec2)
+            .env("AWS_ENDPOINT_URL_SSM", &self.ec2)
             .env("AWS_ACCESS_KEY_ID", &self.aws_key.0)
             .env("AWS_SECRET_ACCESS_KEY", &self.aws_key.1)
             .env("AWS_REGION", "us-east-1")
@@ -564,6 +565,33 @@ impl Env {
             ))
             .build();
         (rt, aws_sdk_ec2::Client::from_conf(config))
+    }
+
+    /// Stores a Parameter Store parameter directly in moto (as its admin).
+    pub fn put_parameter(&self, name: &str, value: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .endpoint_url(&self.moto)
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        let client = aws_sdk_ssm::Client::from_conf(config);
+        rt.block_on(
+            client
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(true)
+                .send(),
+        )
+        .expect("PutParameter");
     }
 
     /// Launches an instance directly in moto with these tags (for orphans of

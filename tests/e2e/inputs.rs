@@ -26,6 +26,52 @@ fn cases() -> Vec<(&'static str, Vars, &'static str)> {
     };
     vec![
         (
+            "a resolve:ssm: image-id that is not a parameter name",
+            app(&[("INPUT_IMAGE_ID", "resolve:ssm:/bad name/")]),
+            "image-id",
+        ),
+        (
+            "instance-requirements beside instance-types",
+            app(&[("INPUT_INSTANCE_REQUIREMENTS", "vcpu=2")]),
+            "instance-requirements",
+        ),
+        (
+            "instance-requirements with an unknown key",
+            app(&[
+                ("INPUT_INSTANCE_TYPES", ""),
+                ("INPUT_INSTANCE_REQUIREMENTS", "cores=4"),
+            ]),
+            "instance-requirements",
+        ),
+        (
+            "instance-requirements that match nothing",
+            app(&[
+                ("INPUT_INSTANCE_TYPES", ""),
+                ("INPUT_INSTANCE_REQUIREMENTS", "vcpu=3,memory=1000"),
+            ]),
+            "instance-requirements",
+        ),
+        (
+            "rank-by that is not price or price-per-vcpu",
+            app(&[("INPUT_RANK_BY", "speed")]),
+            "rank-by",
+        ),
+        (
+            "runner-update that is not a yes or no",
+            app(&[("INPUT_RUNNER_UPDATE", "sometimes")]),
+            "runner-update",
+        ),
+        (
+            "instance-store that is not auto or off",
+            app(&[("INPUT_INSTANCE_STORE", "raid")]),
+            "instance-store",
+        ),
+        (
+            "runner-sudo that is not a yes or no",
+            app(&[("INPUT_RUNNER_SUDO", "root")]),
+            "runner-sudo",
+        ),
+        (
             "image-name without an owner",
             app(&[("INPUT_IMAGE_ID", ""), ("INPUT_IMAGE_NAME", "ubuntu-*")]),
             "image-owner",

@@ -471,3 +471,90 @@ fn max_spot_price_excludes_dearer_candidates_and_caps_the_bill() {
         "0.04"
     );
 }
+
+/// The instance-type filter values of the one price lookup.
+fn priced_types(env: &Env) -> Vec<String> {
+    let calls: Vec<Value> = env
+        .ec2_calls()
+        .into_iter()
+        .filter(|c| c["action"] == "DescribeSpotPriceHistory")
+        .collect();
+    assert_eq!(calls.len(), 1, "one price call: {calls:#?}");
+    let params = calls[0]["params"].as_object().unwrap();
+    let filter = (1..10)
+        .find(|n| params.get(&format!("Filter.{n}.Name")) == Some(&json!("instance-type")))
+        .expect("an instance-type filter");
+    (1..)
+        .map_while(|m| params.get(&format!("Filter.{filter}.Value.{m}")))
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn instance_requirements_rank_every_matching_type_in_one_price_call() {
+    let env = Env::start();
+    env.spot_prices(&[
+        ("c7i.xlarge", "us-east-1a", "0.0700"),
+        ("m7i.xlarge", "us-east-1b", "0.0650"),
+        ("c6i.2xlarge", "us-east-1a", "0.1000"),
+        ("t3.xlarge", "us-east-1a", "0.0100"),
+    ]);
+    let requirements = "vcpu=4-8,memory=8-16,family=c7i|m7i|c6i|t3";
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", ""),
+        ("INPUT_INSTANCE_REQUIREMENTS", requirements),
+    ]);
+    run.assert_ok();
+    let types = priced_types(&env);
+    for want in ["c7i.xlarge", "m7i.xlarge", "c6i.2xlarge", "c7i.2xlarge"] {
+        assert!(
+            types.contains(&want.to_owned()),
+            "{want} not priced: {types:?}"
+        );
+    }
+    assert!(
+        types
+            .iter()
+            .all(|t| ["c7i.", "m7i.", "c6i."].iter().any(|f| t.starts_with(f))),
+        "burstable t3 and other families are left out: {types:?}"
+    );
+    // The cheapest machine, in its zone.
+    assert_eq!(run.output("instance-type"), "m7i.xlarge");
+    assert_eq!(run.output("availability-zone"), "us-east-1b");
+
+    // By price per vCPU, the 8-vCPU machine at $0.10 beats 4 vCPUs at $0.065.
+    let env = Env::start();
+    env.spot_prices(&[
+        ("c7i.xlarge", "us-east-1a", "0.0700"),
+        ("m7i.xlarge", "us-east-1b", "0.0650"),
+        ("c6i.2xlarge", "us-east-1a", "0.1000"),
+    ]);
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", ""),
+        ("INPUT_INSTANCE_REQUIREMENTS", requirements),
+        ("INPUT_RANK_BY", "price-per-vcpu"),
+    ]);
+    run.assert_ok();
+    assert_eq!(run.output("instance-type"), "c6i.2xlarge");
+
+    // Every priced candidate without capacity: a matched type with no price
+    // (the region does not offer it) is not tried as spot.
+    let env = Env::start();
+    env.spot_prices(&[("m7i.xlarge", "us-east-1b", "0.0650")]);
+    env.faults(json!([capacity(
+        "m7i.xlarge",
+        Some("us-east-1b"),
+        Some("spot"),
+        "InsufficientInstanceCapacity"
+    )]));
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", ""),
+        ("INPUT_INSTANCE_REQUIREMENTS", requirements),
+        ("INPUT_MARKET", "spot"),
+    ]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        attempts(&env),
+        [("m7i.xlarge".into(), "us-east-1b".into(), "spot".into())]
+    );
+}

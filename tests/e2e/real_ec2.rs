@@ -655,3 +655,100 @@ fn image_name_launches_the_newest_match_of_a_trusted_owner() {
     admin(&mut env);
     assert!(env.instances().is_empty());
 }
+
+#[test]
+fn image_id_resolve_ssm_reads_the_parameter_and_checks_the_image_before_launch() {
+    // AWS's public Amazon Linux 2023 parameter (moto carries it, with the
+    // image it names), and a parameter of the user's own.
+    let env = Env::start();
+    let public = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64";
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", public)]);
+    run.assert_ok();
+    let instance = env.live_instances().pop().unwrap();
+    assert_eq!(instance.image_id(), Some("ami-03c3da4cfa8e8943a"));
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+    env.put_parameter("/ci/runner-image", AMI);
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", "resolve:ssm:/ci/runner-image")]);
+    run.assert_ok();
+    assert!(
+        env.live_instances()
+            .iter()
+            .any(|i| i.image_id() == Some(AMI))
+    );
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+
+    // An arm64 image for x86_64 types fails before anything is launched.
+    let launched = runs(&env, "RunInstances");
+    let run = env.start_runner(&[(
+        "INPUT_IMAGE_ID",
+        "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64",
+    )]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.error().contains("arm64"), "{}", run.error());
+    // A parameter that does not exist is named.
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", "resolve:ssm:/ci/no-such-image")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("ssm:GetParameter failed")
+            && run.error().contains("/ci/no-such-image"),
+        "{}",
+        run.error()
+    );
+    assert_eq!(
+        runs(&env, "RunInstances"),
+        launched,
+        "nothing more was launched"
+    );
+
+    // With only the six actions the parameter cannot be read: one error that
+    // names ssm:GetParameter; the optional policy allows it, and doctor says so.
+    let mut env = env;
+    six_actions(&mut env);
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", public)]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("needs ssm:GetParameter") && run.error().contains("--optional"),
+        "{}",
+        run.error()
+    );
+    let doctor = env.run_app(
+        &["doctor"],
+        &[
+            ("INPUT_IMAGE_ID", public),
+            ("INPUT_INSTANCE_TYPES", "c7i.large"),
+        ],
+    );
+    assert_eq!(doctor.code, 1, "{}", doctor.all());
+    assert!(
+        doctor
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("[FAIL] ssm:GetParameter")
+                && l.contains("needs ssm:GetParameter")),
+        "{}",
+        doctor.stdout
+    );
+    let optional = env.run(&["policy", "--optional"], &[]);
+    optional.assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&optional.stdout).unwrap();
+    env.act_as("with-optional", &doc);
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", public)]);
+    run.assert_ok();
+    let doctor = env.run_app(
+        &["doctor"],
+        &[
+            ("INPUT_IMAGE_ID", public),
+            ("INPUT_INSTANCE_TYPES", "c7i.large"),
+        ],
+    );
+    assert!(
+        doctor.stdout.lines().any(
+            |l| l.starts_with("[ok  ] ssm:GetParameter") && l.contains("ami-03c3da4cfa8e8943a")
+        ),
+        "{}",
+        doctor.stdout
+    );
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+    admin(&mut env);
+    assert!(env.live_instances().is_empty());
+}

@@ -318,6 +318,27 @@ fn the_policy_command_prints_exactly_the_six_actions_and_they_suffice() {
 }
 
 #[test]
+fn runner_update_sudo_and_instance_store_reach_the_instance_on_by_default() {
+    let env = Env::start();
+    env.start_runner(&[]).assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_UPDATE"), "1");
+    assert_eq!(script_setting(&script, "RUNNER_SUDO"), "1");
+    assert_eq!(script_setting(&script, "INSTANCE_STORE"), "1");
+    let env = Env::start();
+    env.start_runner(&[
+        ("INPUT_RUNNER_UPDATE", "false"),
+        ("INPUT_RUNNER_SUDO", "no"),
+        ("INPUT_INSTANCE_STORE", "off"),
+    ])
+    .assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_UPDATE"), "");
+    assert_eq!(script_setting(&script, "RUNNER_SUDO"), "");
+    assert_eq!(script_setting(&script, "INSTANCE_STORE"), "");
+}
+
+#[test]
 fn the_newest_runner_release_goes_to_the_instance_and_the_pin_is_the_fallback() {
     let env = Env::start();
     let (x64, arm64) = ("b".repeat(64), "c".repeat(64));

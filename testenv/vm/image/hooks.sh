@@ -4,12 +4,24 @@
 # which the harness sets per scenario.
 #   ec2sr.runner=none   remove the pre-installed runner in /opt/actions-runner,
 #                       so the bootstrap downloads one
+#   ec2sr.runner=old    make the pre-installed runner an old release (2.300.0),
+#                       with a .env of the image's own
+#   ec2sr.libicu=none   remove libicu, as on Amazon Linux 2023 images
 # shellcheck disable=SC2013 # words, not lines: the kernel command line
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	ec2sr.runner=none)
 		rm -rf /opt/actions-runner
 		echo "ec2sr-test: no pre-installed runner on this boot" >/dev/console
+		;;
+	ec2sr.runner=old)
+		sed -i 's#"Runner.Listener/[0-9.]*"#"Runner.Listener/2.300.0"#g' /opt/actions-runner/bin/Runner.Listener.deps.json
+		printf 'LANG=C.UTF-8\nIMAGE_SETTING=kept\n' >/opt/actions-runner/.env
+		echo "ec2sr-test: the pre-installed runner is 2.300.0 on this boot" >/dev/console
+		;;
+	ec2sr.libicu=none)
+		rm -f /usr/lib/x86_64-linux-gnu/libicu*.so.* /usr/lib/aarch64-linux-gnu/libicu*.so.*
+		echo "ec2sr-test: no libicu on this boot" >/dev/console
 		;;
 	esac
 done

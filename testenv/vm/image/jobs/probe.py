@@ -105,6 +105,22 @@ def main():
             st = os.stat(path)
             files.append({"name": name, "mode": oct(st.st_mode & 0o777), "readable": os.access(path, os.R_OK)})
     say("runner-files", root=root, files=files)
+
+    # The work folder, on the instance store when there is one.
+    work = os.path.join(root, "_work")
+    p = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE,SIZE", "--target", work], capture_output=True, text=True)
+    written = False
+    try:
+        with open(os.path.join(work, "probe-was-here"), "w") as f:
+            f.write("ok")
+        written = True
+    except OSError:
+        pass
+    say("work-folder", path=work, mount=p.stdout.strip(), writable=written)
+
+    # Most jobs install packages: passwordless sudo, as on GitHub-hosted runners.
+    p = subprocess.run(["sudo", "-n", "id", "-u"], capture_output=True, text=True, timeout=60)
+    say("sudo", rc=p.returncode, uid=p.stdout.strip(), error=p.stderr.strip()[-200:])
     say("probe-end")
 
 

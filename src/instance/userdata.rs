@@ -1,4 +1,4 @@
-//! Owns the instance side: renders the user-data script (`src/userdata/runner.sh`)
+//! Owns the instance side: renders the user-data script (`src/instance/runner.sh`)
 //! that turns a fresh EC2 instance into a runner for exactly one GitHub Actions
 //! job and powers it off afterwards.
 //!
@@ -15,7 +15,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// The bootstrap script, before its settings are filled in.
-const TEMPLATE: &str = include_str!("userdata/runner.sh");
+const TEMPLATE: &str = include_str!("runner.sh");
 
 /// The template line replaced by the settings.
 const SETTINGS_MARKER: &str = "# @@SETTINGS@@";
@@ -34,57 +34,6 @@ pub(crate) const DEFAULT_DOWNLOAD_URL: &str = "https://github.com/actions/runner
 
 /// The default log file on the instance.
 pub(crate) const DEFAULT_LOG_FILE: &str = "/var/log/ec2-spot-runner.log";
-
-/// An actions/runner release and the published SHA-256 of its two Linux
-/// tarballs (`actions-runner-linux-x64-VERSION.tar.gz` and
-/// `actions-runner-linux-arm64-VERSION.tar.gz`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RunnerRelease {
-    /// Version without the leading `v`, e.g. `2.338.0`.
-    pub(crate) version: &'static str,
-    /// SHA-256 of the linux-x64 tarball, lowercase hex.
-    pub(crate) sha256_x64: &'static str,
-    /// SHA-256 of the linux-arm64 tarball, lowercase hex.
-    pub(crate) sha256_arm64: &'static str,
-    /// The day this pin was added to the binary (YYYY-MM-DD): how stale the
-    /// fallback is, when the newest release cannot be read.
-    pub(crate) pinned_on: &'static str,
-}
-
-/// Pinned actions/runner releases with their published SHA-256 checksums.
-/// Newest first; the first is the default.
-///
-/// actions/runner publishes these in each release's notes ("SHA-256
-/// Checksums"). Each pair below was read from a public repository that pins
-/// that release for both architectures, and the same values appear in other,
-/// unrelated public pins of the same release:
-/// - 2.338.0: totKtoXam/retroplay, `scripts/install-runner.sh` (x64 also in
-///   Joshuaweg/pulsatrix, `scripts/setup_gpu_runner.sh`);
-/// - 2.337.0: binarycodes/homelab-github-runner, `docker-bake.hcl`;
-/// - 2.336.0: namecheap/ec2-github-runner, `src/runner-checksums.js`.
-///
-/// GitHub stops serving jobs to runner versions some time after newer ones
-/// ship, so keep the head of this list current.
-pub(crate) const RUNNER_RELEASES: &[RunnerRelease] = &[
-    RunnerRelease {
-        version: "2.338.0",
-        sha256_x64: "af4b794c1bc41d73d40535e3fe092a39f9679cd8d965954c2aca25a05ca41d32",
-        sha256_arm64: "628b4a7258487b80c1d3c221095a7ded349f5ae0175fd3dfab708d07428f041b",
-        pinned_on: "2026-11-28",
-    },
-    RunnerRelease {
-        version: "2.337.0",
-        sha256_x64: "70920811a4f8ad4328818682bca5c6469c1c942fab52448868071d0063816613",
-        sha256_arm64: "9b1dc70626422526e3c94767cf024896beb15da5342a3f4819bf2feac13e0393",
-        pinned_on: "2026-11-28",
-    },
-    RunnerRelease {
-        version: "2.336.0",
-        sha256_x64: "04cf0be1aff4c3ec3554466c39124ca250e3effd8873bb7e8d68535aa9505d5d",
-        sha256_arm64: "58b758e420b87093fbd4bfddd368074960053e2f1388f01848c82624b90f27d1",
-        pinned_on: "2026-11-28",
-    },
-];
 
 /// Where the instance gets its runner from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +76,13 @@ pub(crate) struct UserDataSettings {
     pub(crate) sha256_x64: String,
     /// SHA-256 of the linux-arm64 tarball of that version, or empty.
     pub(crate) sha256_arm64: String,
+    /// Replace a pre-installed runner older than `runner_version` with
+    /// that version's download.
+    pub(crate) runner_update: bool,
+    /// Passwordless sudo for the runner user.
+    pub(crate) runner_sudo: bool,
+    /// Use NVMe instance store as the work folder and Docker's data root.
+    pub(crate) instance_store: bool,
     /// Download URL template with `{version}` and `{arch}` placeholders.
     pub(crate) download_url: String,
     /// Power off this long after the script starts, whatever happens.
@@ -168,6 +124,9 @@ impl fmt::Debug for UserDataSettings {
             .field("runner_version", &self.runner_version)
             .field("sha256_x64", &self.sha256_x64)
             .field("sha256_arm64", &self.sha256_arm64)
+            .field("runner_update", &self.runner_update)
+            .field("runner_sudo", &self.runner_sudo)
+            .field("instance_store", &self.instance_store)
             .field("download_url", &self.download_url)
             .field("max_lifetime", &self.max_lifetime)
             .field("idle_timeout", &self.idle_timeout)
@@ -227,7 +186,8 @@ fn settings_block(s: &UserDataSettings) -> String {
     };
     let max_lifetime = whole_seconds(s.max_lifetime).to_string();
     let idle_timeout = whole_seconds(s.idle_timeout).to_string();
-    let settings: [(&str, &str); 13] = [
+    let flag = |on: bool| if on { "1" } else { "" };
+    let settings: [(&str, &str); 16] = [
         ("JIT_CONFIG", &s.jit_config),
         ("RUNNER_NAME", &s.runner_name),
         ("RUNNER_LABEL", &s.label),
@@ -236,6 +196,9 @@ fn settings_block(s: &UserDataSettings) -> String {
         ("RUNNER_VERSION", &version),
         ("RUNNER_SHA256_X64", &sha256_x64),
         ("RUNNER_SHA256_ARM64", &sha256_arm64),
+        ("RUNNER_UPDATE", flag(s.runner_update)),
+        ("RUNNER_SUDO", flag(s.runner_sudo)),
+        ("INSTANCE_STORE", flag(s.instance_store)),
         ("RUNNER_DOWNLOAD_URL", &s.download_url),
         ("MAX_LIFETIME_SECONDS", &max_lifetime),
         ("IDLE_TIMEOUT_SECONDS", &idle_timeout),
@@ -288,6 +251,7 @@ pub(crate) fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instance::RUNNER_RELEASES;
     use std::collections::BTreeMap;
     use std::io::Write;
     use std::path::{Path, PathBuf};
@@ -334,6 +298,9 @@ mod tests {
             runner_version: RUNNER_RELEASES[0].version.into(),
             sha256_x64: RUNNER_RELEASES[0].sha256_x64.into(),
             sha256_arm64: RUNNER_RELEASES[0].sha256_arm64.into(),
+            runner_update: true,
+            runner_sudo: true,
+            instance_store: true,
             download_url: DEFAULT_DOWNLOAD_URL.into(),
             max_lifetime: Duration::from_secs(6 * 3600),
             idle_timeout: Duration::from_secs(900),
@@ -657,66 +624,6 @@ mod tests {
         ));
     }
 
-    /// CI fails when the newest compiled pin has fallen more than 20 days
-    /// behind the newest release the tests know (their fixture), so a
-    /// stale pin is noticed before a release ships with it.
-    #[test]
-    fn the_newest_pin_is_not_stale() {
-        let fixture: serde_json::Value = serde_json::from_str(include_str!(
-            "../testenv/fixtures/runner-release-latest.json"
-        ))
-        .unwrap();
-        let newest = fixture["tag_name"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches('v');
-        let published =
-            chrono::DateTime::parse_from_rfc3339(fixture["published_at"].as_str().unwrap())
-                .unwrap();
-        let version = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap()).collect() };
-        let pin = RUNNER_RELEASES[0];
-        if version(newest) > version(pin.version) {
-            let behind = chrono::Utc::now() - published.with_timezone(&chrono::Utc);
-            assert!(
-                behind.num_days() <= 20,
-                "the newest pin {} is {} days behind actions/runner {newest}: add {newest} to RUNNER_RELEASES",
-                pin.version,
-                behind.num_days()
-            );
-        }
-        chrono::NaiveDate::parse_from_str(pin.pinned_on, "%Y-%m-%d").unwrap();
-    }
-
-    #[test]
-    fn release_table_is_well_formed() {
-        assert!(!RUNNER_RELEASES.is_empty());
-        let parse = |v: &str| -> Vec<u32> {
-            v.split('.')
-                .map(|p| p.parse().expect("numeric version"))
-                .collect()
-        };
-        for pair in RUNNER_RELEASES.windows(2) {
-            assert!(
-                parse(pair[0].version) > parse(pair[1].version),
-                "not newest first: {pair:?}"
-            );
-        }
-        let mut seen = std::collections::HashSet::new();
-        for r in RUNNER_RELEASES {
-            assert_eq!(parse(r.version).len(), 3, "{r:?}");
-            for sum in [r.sha256_x64, r.sha256_arm64] {
-                assert!(
-                    sum.len() == 64
-                        && sum
-                            .bytes()
-                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-                    "{r:?}"
-                );
-                assert!(seen.insert(sum), "checksum used twice: {sum}");
-            }
-        }
-    }
-
     #[test]
     fn rendered_script_fits_in_user_data() {
         // A JIT config is about 4 KiB of base64 (the runner, its credentials
@@ -751,8 +658,10 @@ mod tests {
             jit_config: String::new(),
             ..settings()
         });
+        // EC2 counts the gzipped bytes (checked above); this bound only
+        // keeps the script's growth from going unnoticed.
         assert!(
-            bare.len() <= 12 * 1024,
+            bare.len() <= 20 * 1024,
             "the script alone is {} bytes",
             bare.len()
         );
@@ -893,6 +802,9 @@ mod tests {
             runner_version: get("RUNNER_VERSION"),
             sha256_x64: get("RUNNER_SHA256_X64"),
             sha256_arm64: get("RUNNER_SHA256_ARM64"),
+            runner_update: get("RUNNER_UPDATE") == "1",
+            runner_sudo: get("RUNNER_SUDO") == "1",
+            instance_store: get("INSTANCE_STORE") == "1",
             download_url: get("RUNNER_DOWNLOAD_URL"),
             max_lifetime: secs("MAX_LIFETIME_SECONDS"),
             idle_timeout: secs("IDLE_TIMEOUT_SECONDS"),
