@@ -125,6 +125,19 @@ async fn start(
             }),
         }
     };
+    if let Some(matched) = instance.matched_types {
+        let shown = instance.instance_types.len();
+        tracing::info!(
+            "instance-requirements matched {matched} instance types{}",
+            if matched > shown {
+                format!(
+                    "; the {shown} smallest are priced (narrow vcpu, memory or family to choose among the others)"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     let prices = async {
         if settings.market == MarketPolicy::OnDemand {
             return Ok::<_, Error>((Vec::new(), Vec::new()));

@@ -518,6 +518,14 @@ fn instance_requirements_rank_every_matching_type_in_one_price_call() {
             .all(|t| ["c7i.", "m7i.", "c6i."].iter().any(|f| t.starts_with(f))),
         "burstable t3 and other families are left out: {types:?}"
     );
+    assert!(
+        run.stderr.contains(&format!(
+            "instance-requirements matched {} instance types",
+            types.len()
+        )),
+        "{}",
+        run.stderr
+    );
     // The cheapest machine, in its zone.
     assert_eq!(run.output("instance-type"), "m7i.xlarge");
     assert_eq!(run.output("availability-zone"), "us-east-1b");
