@@ -216,6 +216,12 @@ pub(crate) struct InstanceArgs {
     /// NVMe instance store as the work folder and Docker's data root: auto (default) or off.
     #[arg(long, env = "INPUT_INSTANCE_STORE")]
     pub(crate) instance_store: Option<String>,
+    /// Launch template (id lt-… or name) that supplies what the other inputs leave unset.
+    #[arg(long, env = "INPUT_LAUNCH_TEMPLATE")]
+    pub(crate) launch_template: Option<String>,
+    /// The launch template's version: $Default (the default), $Latest or a number.
+    #[arg(long, env = "INPUT_LAUNCH_TEMPLATE_VERSION")]
+    pub(crate) launch_template_version: Option<String>,
     /// Instance profile (name or ARN) that gives the machine an IAM role; needs iam:PassRole on its role.
     #[arg(long, env = "INPUT_IAM_INSTANCE_PROFILE")]
     pub(crate) iam_instance_profile: Option<String>,

@@ -74,12 +74,16 @@ pub(crate) fn render(
     rows: &[Row],
     prices: &[SpotPrice],
     boost: Option<Boost>,
+    notes: &[String],
     seconds: f64,
 ) -> String {
     let mut out = format!(
         "### ec2-spot-runner start\n\nLabel `{label}`: {} runner(s) in {region}, ready in {seconds:.1} s.\n\n",
         rows.len()
     );
+    for note in notes {
+        let _ = writeln!(out, "{note}\n");
+    }
     let mut table = Table::new(&[
         "runner",
         "instance",
@@ -242,7 +246,12 @@ mod tests {
                 throughput: 500,
                 kept: false,
             }),
+            &["Instance types: the 3 that matched `instance-requirements`.".into()],
             1.25,
+        );
+        assert!(
+            text.contains("\n\nInstance types: the 3 that matched `instance-requirements`.\n\n|"),
+            "{text}"
         );
         // (4000-3000) * $0.005 + (500-125) * $0.040 = $20 a month, / 730 h.
         assert!(
@@ -275,6 +284,7 @@ mod tests {
             &[row("x9z.huge", "ap-south-2a", Market::Spot)],
             &[],
             None,
+            &[],
             1.0,
         );
         assert!(text.contains("| unknown |"), "{text}");
@@ -288,6 +298,7 @@ mod tests {
             &[row("c7i.large", "ap-south-2a", Market::Spot)],
             &[spot("c7i.large", "ap-south-2a", 0.03)],
             None,
+            &[],
             1.0,
         );
         assert!(

@@ -859,6 +859,15 @@ class Ec2Shim:
             return Response.ec2_error(
                 400, "FilterLimitExceeded", "The maximum number of filter values specified on a single call is 200"
             ), "shim"
+        if action == "DescribeLaunchTemplateVersions":
+            import launch_templates
+
+            # moto takes version 0 as the newest and fails on other words.
+            for version in _indexed(params, "LaunchTemplateVersion"):
+                try:
+                    launch_templates.check_version(params.get("LaunchTemplateId") or "", version)
+                except launch_templates.TemplateError as e:
+                    return Response.ec2_error(e.status, e.code, e.message), "shim"
         if action == "RunInstances":
             unknown = self.unknown_instance_profile(params)
             if unknown is not None:
@@ -1605,6 +1614,7 @@ class RunInstancesCheck:
 
     # ------------------------------------------------------------ checks
     def validate(self) -> None:
+        self.apply_template()
         itype = self.get("InstanceType")
         self.check_instance_type(itype)
         image_id = self.get("ImageId")
@@ -1612,10 +1622,43 @@ class RunInstancesCheck:
             self.check_image(image_id)
             if itype:
                 self.check_architecture(itype, image_id)
-            if not self.get("LaunchTemplate"):
-                self.mappings = self.resolve_mappings()
+            self.mappings = self.resolve_mappings()
         self.check_default_subnet()
         self.check_spot_role()
+
+    def apply_template(self) -> None:
+        """A LaunchTemplate: EC2's errors for an unknown template or version,
+        its conflicts, and the template's values under the request's, so that
+        moto launches what EC2 would (see launch_templates.py). A template's
+        resolve:ssm: image is resolved as EC2 does at launch."""
+        import launch_templates
+
+        spec = self.get("LaunchTemplate")
+        if not spec:
+            return
+        try:
+            version = launch_templates.find_version(self.backend, spec)
+            merged = launch_templates.effective(version.data, self.resp.params)
+        except launch_templates.TemplateError as e:
+            raise _moto_error(e.status, e.code, e.message) from None
+        image = str(merged.get("ImageId") or "")
+        if image.startswith("resolve:ssm:"):
+            merged["ImageId"] = self.resolve_parameter(image[len("resolve:ssm:"):])
+        self.resp.params = merged
+
+    def resolve_parameter(self, name: str) -> str:
+        # NOTE: EC2's text for a parameter it cannot read is not documented;
+        # InvalidParameterValue with the name is what a launch needs to show.
+        from moto.ssm.models import ssm_backends
+
+        try:
+            param = ssm_backends[self.resp.current_account][self.resp.region].get_parameter(name)
+        except Exception:
+            param = None
+        if param is None:
+            raise _moto_error(400, "InvalidParameterValue",
+                              f"Unable to resolve the Systems Manager parameter {name} of the launch template.")
+        return str(param.value)
 
     def check_instance_type(self, itype: str | None) -> None:
         # NOTE: EC2 refuses an unknown type with 400 InvalidParameterValue
@@ -1835,6 +1878,15 @@ class RunInstancesCheck:
         )
 
     # ------------------------------------------------------- after launch
+    def fix_termination_protection(self, reservation: Any) -> None:
+        """moto ignores RunInstances' DisableApiTermination (and a template's);
+        EC2 then refuses TerminateInstances with OperationNotPermitted until
+        it is turned off
+        (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingDisableAPITermination.html)."""
+        protected = _truthy(self.get("DisableApiTermination", False))
+        for instance in getattr(reservation, "instances", []):
+            instance.disable_api_termination = protected
+
     def fix_volumes(self, reservation: Any) -> None:
         """Give the new volumes EC2's IOPS and throughput: the requested ones,
         else the type's defaults (moto drops Throughput, and only fills in gp3's
@@ -1911,6 +1963,7 @@ def patch_moto() -> None:
         finally:
             self._ec2sr_mappings = None
         check.fix_volumes(getattr(result, "result", None))
+        check.fix_termination_protection(getattr(result, "result", None))
         return result
 
     def parse_block_device_mapping(self: Any) -> list[dict[str, Any]]:

@@ -555,6 +555,11 @@ class ResourceState:
         """The role ARNs of an instance profile (by name or ARN); None if unknown."""
         return None
 
+    def launch_template(self, spec: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """(template id, the named version's data) of a
+        LaunchTemplateSpecification; None if unknown."""
+        return None
+
 
 
 class MotoEc2State(ResourceState):
@@ -591,6 +596,15 @@ class MotoEc2State(ResourceState):
         except Exception:
             return None
         return None
+
+    def launch_template(self, spec: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        import launch_templates
+
+        try:
+            version = launch_templates.find_version(self.b, spec)
+        except launch_templates.TemplateError:
+            return None  # RunInstances itself answers EC2's error
+        return version.template.id, dict(version.data)
 
     def tags(self, resource_id: str) -> dict[str, str] | None:
         t = self.b.tags.get(resource_id)  # .get: the defaultdict must not grow
@@ -746,6 +760,23 @@ def run_instances_authorizations(
     when ``TagSpecification`` is given, ec2:CreateTags per tagged resource
     type with ec2:CreateAction=RunInstances."""
     act = "ec2:RunInstances"
+    # A launch template's values are authorised as if the request held
+    # them (its instance profile's role is passed, its market and type are
+    # the launch's). NOTE: "You must grant anyone that will use a launch
+    # template the permissions required to create and access the resources
+    # that are specified in the launch template."
+    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/permissions-for-launch-templates.html
+    template = None
+    if params.get("LaunchTemplate.LaunchTemplateId") or params.get("LaunchTemplate.LaunchTemplateName"):
+        template = state.launch_template({
+            "LaunchTemplateId": params.get("LaunchTemplate.LaunchTemplateId"),
+            "LaunchTemplateName": params.get("LaunchTemplate.LaunchTemplateName"),
+            "Version": params.get("LaunchTemplate.Version"),
+        })
+        if template is not None:
+            import launch_templates
+
+            params = launch_templates.effective_query(template[1], params)
     tagspecs = tag_specifications(params)
     out: list[AuthzRequest] = []
 
@@ -858,7 +889,7 @@ def run_instances_authorizations(
         add("key-pair", params["KeyName"], {})
     if group:
         add("placement-group", group, {})
-    lt = params.get("LaunchTemplate.LaunchTemplateId")
+    lt = params.get("LaunchTemplate.LaunchTemplateId") or (template[0] if template else None)
     if lt or params.get("LaunchTemplate.LaunchTemplateName"):
         add("launch-template", lt or "*", resource_tag_keys(state.tags(lt) if lt else None))
     for n in _numbered(params, "BlockDeviceMapping"):

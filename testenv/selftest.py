@@ -710,6 +710,76 @@ def t_default_subnet() -> None:
     # conflicts; the reset in the next check brings it back)
 
 
+@check("launch_templates.py: merge rules, query keys, conflicts, versions")
+def t_launch_template_units() -> None:
+    sys.path.insert(0, HERE)
+    import launch_templates
+
+    bad = [(label, got, want) for label, got, want in launch_templates.selfcheck() if got != want]
+    assert not bad, bad
+
+
+@check("RunInstances with a launch template: EC2's errors, conflicts, and the template's spot, protection and volumes applied")
+def t_launch_template() -> None:
+    ec2 = ec2_client()
+    subnet, _ = subnet_and_sg(ec2)
+    data = {
+        "ImageId": AMI,
+        "InstanceType": "m7i.large",
+        "InstanceMarketOptions": {"MarketType": "spot"},
+        "DisableApiTermination": True,
+        "MetadataOptions": {"HttpTokens": "optional"},
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 20, "VolumeType": "gp3"}}],
+    }
+    lt = ec2.create_launch_template(LaunchTemplateName="selftest-lt", LaunchTemplateData=data)["LaunchTemplate"]
+    tid = lt["LaunchTemplateId"]
+    base = dict(MinCount=1, MaxCount=1)
+    # moto: IndexError (500) for an unknown id, version 0 = the newest
+    for spec, code in (
+        ({"LaunchTemplateId": "lt-0123456789abcdef0"}, "InvalidLaunchTemplateId.NotFound"),
+        ({"LaunchTemplateId": "lt-x"}, "InvalidLaunchTemplateId.Malformed"),
+        ({"LaunchTemplateName": "no-such"}, "InvalidLaunchTemplateName.NotFoundException"),
+        ({"LaunchTemplateId": tid, "Version": "0"}, "InvalidLaunchTemplateId.VersionNotFound"),
+        ({"LaunchTemplateId": tid, "Version": "7"}, "InvalidLaunchTemplateId.VersionNotFound"),
+    ):
+        err = client_error(lambda: ec2.run_instances(LaunchTemplate=spec, **base))
+        assert (err["code"], err["status"]) == (code, 400), (spec, err)
+    err = client_error(lambda: ec2.describe_launch_template_versions(LaunchTemplateId=tid, Versions=["0"]))
+    assert err["code"] == "InvalidLaunchTemplateId.VersionNotFound", err
+    # the template's values apply under the request's
+    out = ec2.run_instances(LaunchTemplate={"LaunchTemplateId": tid, "Version": "$Default"}, **base)["Instances"][0]
+    iid = out["InstanceId"]
+    assert out.get("InstanceLifecycle") == "spot", out
+    assert out["MetadataOptions"]["HttpTokens"] == "optional", out["MetadataOptions"]
+    devices = sorted(m["DeviceName"] for m in out["BlockDeviceMappings"])
+    assert devices == ["/dev/sda1", "/dev/xvdb"], devices  # the image's root, plus the template's volume
+    err = client_error(lambda: ec2.terminate_instances(InstanceIds=[iid]))
+    assert err["code"] == "OperationNotPermitted", err
+    ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": False})
+    ec2.terminate_instances(InstanceIds=[iid])
+    # the request's values win, nested ones merge, mappings merge by device
+    out = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateName": "selftest-lt"},
+        ImageId=AMI,
+        InstanceType="c7i.large",
+        DisableApiTermination=False,
+        MetadataOptions={"HttpTokens": "required"},
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 16}}],
+        **base,
+    )["Instances"][0]
+    assert out["InstanceType"] == "c7i.large" and out["MetadataOptions"]["HttpTokens"] == "required", out
+    assert sorted(m["DeviceName"] for m in out["BlockDeviceMappings"]) == ["/dev/sda1", "/dev/xvdb"], out
+    ec2.terminate_instances(InstanceIds=[out["InstanceId"]])
+    # network interfaces in the template: no instance-level subnet or groups
+    ni = ec2.create_launch_template(
+        LaunchTemplateName="selftest-lt-ni",
+        LaunchTemplateData={"ImageId": AMI, "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet}]},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    err = client_error(lambda: ec2.run_instances(LaunchTemplate={"LaunchTemplateId": ni}, SubnetId=subnet, **base))
+    assert err == {"code": "InvalidParameterCombination", "status": 400,
+                   "message": "Network interfaces and an instance-level subnet ID may not be specified on the same request"}, err
+
+
 @check("spot_service_linked_role false: spot launch 403 AuthFailure.ServiceLinkedRoleCreationNotPermitted until the role exists")
 def t_spot_role() -> None:
     import boto3

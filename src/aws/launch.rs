@@ -12,14 +12,17 @@ use aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
     InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceType as Ec2InstanceType, MarketType, Placement,
-    ShutdownBehavior, SpotInstanceType, SpotMarketOptions, TagSpecification, VolumeType,
+    InstanceMetadataOptionsRequest, InstanceType as Ec2InstanceType, LaunchTemplateSpecification,
+    MarketType, Placement, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, TagSpecification,
+    VolumeType,
 };
 use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
 use crate::aws::placement::{Candidate, Market};
-use crate::settings::{ImageId, InstanceProfile, InstanceType, SecurityGroupId};
+use crate::settings::{
+    ImageId, InstanceProfile, InstanceType, LaunchTemplate, SecurityGroupId, TemplateRef,
+};
 
 /// gp3's baseline, which every gp3 volume gets at no extra charge.
 pub(crate) const GP3_BASELINE_IOPS: i32 = 3000;
@@ -169,6 +172,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub(crate) max_spot_price: Option<f64>,
     /// The instance profile that gives the machine a role.
     pub(crate) instance_profile: Option<&'a InstanceProfile>,
+    /// The launch template, pinned to the version that was read and checked.
+    pub(crate) launch_template: Option<&'a LaunchTemplate>,
 }
 
 impl std::fmt::Debug for LaunchSpec<'_> {
@@ -209,7 +214,9 @@ pub(crate) fn client_token(seed: &str, candidate: &Candidate, root_device: &str)
 
 /// The RunInstances request for one candidate, as `start` sends it and
 /// `doctor` dry-runs it: IMDSv2 required, an encrypted gp3 root mapped at
-/// `root_device`, terminate on shutdown, tags on instance and volumes.
+/// `root_device`, terminate on shutdown, tags on instance and volumes, and
+/// with a launch template no termination protection; the template supplies
+/// the rest.
 pub(crate) fn request(
     client: &Client,
     spec: &LaunchSpec<'_>,
@@ -259,6 +266,17 @@ pub(crate) fn request(
                 .build(),
         )
         .set_tag_specifications(Some(spec.tags.clone()));
+    if let Some(template) = spec.launch_template {
+        let builder = LaunchTemplateSpecification::builder().version(template.version.as_param());
+        request = request
+            .launch_template(match &template.template {
+                TemplateRef::Id(id) => builder.launch_template_id(id).build(),
+                TemplateRef::Name(name) => builder.launch_template_name(name).build(),
+            })
+            // A template's termination protection would make stop, cleanup
+            // and the undo fail: the request's value overrides it.
+            .disable_api_termination(false);
+    }
     if let Some(profile) = spec.instance_profile {
         let builder = IamInstanceProfileSpecification::builder();
         request = request.iam_instance_profile(match profile {

@@ -1,5 +1,6 @@
 //! The AWS side: the EC2 client and its errors, the launch request and
-//! walk, placement (prices and ranking), images, and instance lifecycle.
+//! walk, placement (prices and ranking), images, launch templates, and instance
+//! lifecycle.
 
 pub(crate) mod client;
 pub(crate) mod error;
@@ -7,6 +8,7 @@ pub(crate) mod images;
 pub(crate) mod instances;
 pub(crate) mod launch;
 pub(crate) mod placement;
+pub(crate) mod templates;
 
 pub(crate) use client::{ec2_client, ssm_client};
 pub(crate) use error::AwsError;

@@ -14,6 +14,7 @@ use crate::aws;
 use crate::aws::images::{self, Lookup};
 use crate::aws::launch::{self, Learned};
 use crate::aws::placement::{self, Candidate, Market};
+use crate::aws::templates;
 use crate::cli::DoctorArgs;
 use crate::error::Error;
 use crate::github;
@@ -103,13 +104,13 @@ where
 const NO_INSTANCE: &str = "i-00000000000000000";
 const NO_VOLUME: &str = "vol-00000000000000000";
 
-async fn check_aws(client: &Client, settings: &DoctorSettings, list: &mut Checklist) {
+async fn check_aws(client: &Client, settings: &mut DoctorSettings, list: &mut Checklist) {
     let instance_type = settings
         .instance_type
         .as_ref()
         .map(|t| t.as_str().to_owned())
         .unwrap_or_else(|| "t3.micro".into());
-    match &settings.start {
+    match &mut settings.start {
         Some(start) => check_launch(client, start, list).await,
         None => list.add(
             "ec2:RunInstances, ec2:CreateTags",
@@ -188,7 +189,31 @@ async fn check_aws(client: &Client, settings: &DoctorSettings, list: &mut Checkl
 /// and volumes, terminate on shutdown, the market), so an SCP or a policy
 /// condition on any of them shows up as what it is. EC2 authorises the
 /// tags' ec2:CreateTags with the same request, so that is checked too.
-async fn check_launch(client: &Client, start: &StartSettings, list: &mut Checklist) {
+async fn check_launch(client: &Client, start: &mut StartSettings, list: &mut Checklist) {
+    if let Some(wanted) = start.instance.launch_template.clone() {
+        let what = "ec2:DescribeLaunchTemplateVersions (needed for launch-template)";
+        let template = match templates::read(client, &wanted).await {
+            Ok(template) => template,
+            Err(err) => {
+                list.add(what, Outcome::Fail(err.to_string()));
+                return;
+            }
+        };
+        match templates::apply(start, &template) {
+            Ok(applied) => list.add(
+                what,
+                Outcome::Pass(format!(
+                    "allowed: {}",
+                    templates::announce(&template, &applied)
+                )),
+            ),
+            Err(why) => {
+                list.add(what, Outcome::Fail(why));
+                return;
+            }
+        }
+    }
+    let start = &*start;
     let instance = &start.instance;
     let Some(source) = &instance.image else {
         return;
@@ -337,7 +362,7 @@ async fn check_github(settings: &DoctorSettings, list: &mut Checklist) {
 
 /// Runs `doctor`; exits 1 when anything would stop a start.
 pub(crate) async fn run(args: DoctorArgs) -> Result<(), Error> {
-    let settings = DoctorSettings::from_args(&args)?;
+    let mut settings = DoctorSettings::from_args(&args)?;
     let mut list = Checklist::default();
     match aws::ec2_client(settings.region.clone()).await {
         Ok(client) => {
@@ -351,7 +376,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Error> {
                         .unwrap_or_default(),
                 ),
             );
-            check_aws(&client, &settings, &mut list).await;
+            check_aws(&client, &mut settings, &mut list).await;
         }
         Err(err) => list.add("AWS region", Outcome::Fail(err.to_string())),
     }

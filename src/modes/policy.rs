@@ -38,7 +38,7 @@ pub(crate) const ACTIONS: [(&str, &str); 6] = [
 ];
 
 /// Read-only actions outside the six that make a start better when allowed.
-pub(crate) const OPTIONAL: [(&str, &str); 4] = [
+pub(crate) const OPTIONAL: [(&str, &str); 5] = [
     (
         "ec2:DescribeImages",
         "read the image's root device, architecture and platform before launch",
@@ -46,6 +46,10 @@ pub(crate) const OPTIONAL: [(&str, &str); 4] = [
     (
         "ec2:DescribeSubnets",
         "rank subnet-ids by their zone's spot price",
+    ),
+    (
+        "ec2:DescribeLaunchTemplateVersions",
+        "read a `launch-template` and check it against what the tool sets (needed with launch-template)",
     ),
     (
         "ec2:GetConsoleOutput",
@@ -106,7 +110,11 @@ pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) ->
         statements.push(json!({
             "Sid": "OptionalReads",
             "Effect": "Allow",
-            "Action": ["ec2:DescribeImages", "ec2:DescribeSubnets"],
+            "Action": [
+                "ec2:DescribeImages",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeLaunchTemplateVersions"
+            ],
             "Resource": "*"
         }));
         let mut console = json!({
@@ -190,7 +198,7 @@ mod tests {
         assert_eq!(actions(&document(true, false, None)), six);
         assert_eq!(actions(&document(false, false, None)), six);
         let with_extras = actions(&document(true, true, None));
-        assert_eq!(with_extras.len(), 10);
+        assert_eq!(with_extras.len(), 11);
         let mut optional: Vec<&str> = OPTIONAL.iter().map(|(a, _)| *a).collect();
         optional.sort_unstable();
         for action in optional {

@@ -15,6 +15,7 @@ use crate::aws::images::{self, Lookup};
 use crate::aws::instances::{self, Wait};
 use crate::aws::launch::{self, LaunchSpec, Launched, Learned, RootDevice};
 use crate::aws::placement::{self, Candidate, RankInput, SpotPrice};
+use crate::aws::templates;
 use crate::aws::{self, AwsError};
 use crate::cancel::Cancel;
 use crate::cli::StartArgs;
@@ -75,6 +76,19 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     let github_slot: Arc<tokio::sync::OnceCell<Github>> = Arc::default();
 
     let cancel = Cancel::listen();
+    // A launch template is read before anything else: it may name the image
+    // and the type the lookups below need, and what cannot combine with it
+    // fails here, before anything exists.
+    let mut settings = settings;
+    let mut notes = choices(&settings);
+    if let Some(wanted) = settings.instance.launch_template.clone() {
+        let template = cancel
+            .guard(async { Ok(templates::read(&client, &wanted).await?) })
+            .await?;
+        let applied = templates::apply(&mut settings, &template).map_err(Error::Failed)?;
+        notes.push(templates::announce(&template, &applied));
+    }
+    let settings = settings;
     let outcome = start(&settings, &client, &created, &github_slot, began, &cancel)
         .await
         .and_then(|(started, prices, boost)| {
@@ -83,9 +97,12 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_default();
-            finish(
-                &settings, &outputs, &started, &prices, boost, &region, began,
-            )
+            let report = Report {
+                region: &region,
+                began,
+                notes: &notes,
+            };
+            finish(&settings, &outputs, &started, &prices, boost, &report)
         });
     match outcome {
         Ok(()) => Ok(()),
@@ -767,6 +784,7 @@ pub(crate) fn launch_spec<'a>(
         ),
         max_spot_price: settings.max_spot_price,
         instance_profile: instance.instance_profile.as_ref(),
+        launch_template: instance.launch_template.as_ref(),
     })
 }
 
@@ -1085,6 +1103,16 @@ async fn find_unanswered(
     found
 }
 
+/// What the step summary says beyond the runners themselves.
+struct Report<'a> {
+    /// The region launched in.
+    region: &'a str,
+    /// When the start began.
+    began: Instant,
+    /// How the types and the template were chosen.
+    notes: &'a [String],
+}
+
 /// Writes the outputs and the step summary.
 fn finish(
     settings: &StartSettings,
@@ -1092,9 +1120,9 @@ fn finish(
     started: &[Started],
     prices: &[SpotPrice],
     boost: Option<summary::Boost>,
-    region: &str,
-    began: Instant,
+    report: &Report<'_>,
 ) -> Result<(), Error> {
+    let region = report.region;
     let rows: Vec<summary::Row> = started
         .iter()
         .map(|s| summary::Row {
@@ -1124,6 +1152,25 @@ fn finish(
         &rows,
         prices,
         boost,
-        began.elapsed().as_secs_f64(),
+        report.notes,
+        report.began.elapsed().as_secs_f64(),
     ))?)
+}
+
+/// What the summary says of how the types were chosen.
+fn choices(settings: &StartSettings) -> Vec<String> {
+    let instance = &settings.instance;
+    match instance.matched_types {
+        Some(matched) => {
+            let priced = instance.instance_types.len();
+            vec![if matched > priced {
+                format!(
+                    "Instance types: {matched} matched `instance-requirements`; the {priced} smallest were priced."
+                )
+            } else {
+                format!("Instance types: the {matched} that matched `instance-requirements`.")
+            }]
+        }
+        None => Vec::new(),
+    }
 }

@@ -60,6 +60,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) pre_runner_script: Option<String>,
     /// The instance profile that gives the machine a role.
     pub(crate) instance_profile: Option<InstanceProfile>,
+    /// The launch template that supplies what the inputs leave unset.
+    pub(crate) launch_template: Option<LaunchTemplate>,
 }
 
 impl InstanceSettings {
@@ -69,6 +71,11 @@ impl InstanceSettings {
         run: &RunContext,
         require_image: bool,
     ) -> Result<Self, InvalidInput> {
+        let launch_template =
+            parse_launch_template(&args.launch_template, &args.launch_template_version)?;
+        // A template may supply the image and the instance type: whether it
+        // does is known once it is read, before anything is launched.
+        let require_image = require_image && launch_template.is_none();
         let image = parse_image(args, require_image)?;
         let mut instance_types = list(&args.instance_types)
             .iter()
@@ -237,6 +244,7 @@ impl InstanceSettings {
             )?,
             pre_runner_script,
             instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
+            launch_template,
         })
     }
 }
@@ -283,6 +291,17 @@ fn parse_parameter_name(name: &str) -> Result<String, InvalidInput> {
         ));
     }
     Ok(name.to_owned())
+}
+
+impl ImageSource {
+    /// A launch template's ImageId: an AMI id or a `resolve:ssm:` parameter.
+    // NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/create-launch-template.html#use-an-ssm-parameter-instead-of-an-ami-id
+    pub(crate) fn from_template(image: &str) -> Result<Self, InvalidInput> {
+        match image.strip_prefix("resolve:ssm:") {
+            Some(name) => Ok(ImageSource::Parameter(parse_parameter_name(name)?)),
+            None => Ok(ImageSource::Id(ImageId::parse("image-id", image)?)),
+        }
+    }
 }
 
 /// Reads `image-id`, or `image-name` with `image-owner`: exactly one of the
@@ -351,6 +370,118 @@ fn parse_image(args: &InstanceArgs, require: bool) -> Result<Option<ImageSource>
         )),
         (None, None) => Ok(None),
     }
+}
+
+/// A launch template and the version to launch, as the user named them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LaunchTemplate {
+    /// By id or by name.
+    pub(crate) template: TemplateRef,
+    /// Which version.
+    pub(crate) version: TemplateVersion,
+}
+
+/// How the user named the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TemplateRef {
+    /// `lt-` and 17 hex digits.
+    Id(String),
+    /// Its name.
+    Name(String),
+}
+
+impl fmt::Display for TemplateRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateRef::Id(id) => f.write_str(id),
+            TemplateRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A launch template version as RunInstances and
+/// DescribeLaunchTemplateVersions take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TemplateVersion {
+    /// The template's default version.
+    Default,
+    /// Its newest version.
+    Latest,
+    /// One numbered version.
+    Number(u64),
+}
+
+impl TemplateVersion {
+    /// The value EC2 takes.
+    pub(crate) fn as_param(&self) -> String {
+        match self {
+            TemplateVersion::Default => "$Default".into(),
+            TemplateVersion::Latest => "$Latest".into(),
+            TemplateVersion::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// Reads `launch-template` and `launch-template-version`. An id is `lt-`
+/// and 17 hex digits; a name is 3 to 128 of letters, digits and `().-/_`.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateSpecification.html
+fn parse_launch_template(
+    raw: &Option<String>,
+    raw_version: &Option<String>,
+) -> Result<Option<LaunchTemplate>, InvalidInput> {
+    let Some(value) = present(raw) else {
+        if let Some(version) = present(raw_version) {
+            return Err(InvalidInput::new(
+                "launch-template-version",
+                Some(version),
+                "only applies to launch-template; set launch-template too, or remove it",
+            ));
+        }
+        return Ok(None);
+    };
+    let template = match value.strip_prefix("lt-") {
+        Some(hex) if hex.len() == 17 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            TemplateRef::Id(value.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(InvalidInput::new(
+                "launch-template",
+                Some(value),
+                "not a launch template id (lt- and 17 hex digits, e.g. lt-0123456789abcdef0); give the id from `aws ec2 describe-launch-templates`, or the template's name",
+            ));
+        }
+        None => {
+            let ok = (3..=128).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"().-/_".contains(&b));
+            if !ok {
+                return Err(InvalidInput::new(
+                    "launch-template",
+                    Some(value),
+                    "not a launch template name; names are 3 to 128 letters, digits and ().-/_ (or give the id, lt-…)",
+                ));
+            }
+            TemplateRef::Name(value.to_owned())
+        }
+    };
+    let version = match present(raw_version) {
+        None => TemplateVersion::Default,
+        Some(v) if v.eq_ignore_ascii_case("$Default") => TemplateVersion::Default,
+        Some(v) if v.eq_ignore_ascii_case("$Latest") => TemplateVersion::Latest,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 => TemplateVersion::Number(n),
+            _ => {
+                return Err(InvalidInput::new(
+                    "launch-template-version",
+                    Some(v),
+                    "not a version; use $Default, $Latest or a version number from 1",
+                ));
+            }
+        },
+    };
+    Ok(Some(LaunchTemplate { template, version }))
 }
 
 /// An IAM instance profile, as RunInstances takes it.

@@ -375,7 +375,8 @@ impl DoctorSettings {
     pub(crate) fn from_args(args: &crate::cli::DoctorArgs) -> Result<Self, InvalidInput> {
         let args = &args.start;
         let start = (present(&args.instance.image_id).is_some()
-            || present(&args.instance.image_name).is_some())
+            || present(&args.instance.image_name).is_some()
+            || present(&args.instance.launch_template).is_some())
         .then(|| StartSettings::from_args(args))
         .transpose()?;
         let instance_type = list(&args.instance.instance_types)

@@ -83,3 +83,257 @@ fn an_instance_profile_gives_the_machine_a_role_and_needs_pass_role() {
     assert!(env.live_instances().is_empty());
     assert!(env.runners().is_empty());
 }
+
+/// The RunInstances calls' parameters, oldest first.
+fn launches(env: &Env) -> Vec<Value> {
+    env.ec2_calls()
+        .into_iter()
+        .filter(|c| c["action"] == "RunInstances")
+        .map(|c| c["params"].clone())
+        .collect()
+}
+
+#[test]
+fn a_launch_template_supplies_what_the_inputs_leave_unset_and_never_what_the_tool_controls() {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+        LaunchTemplateIamInstanceProfileSpecificationRequest,
+        LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateInstanceMetadataOptionsRequest,
+        LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
+        LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest, MarketType,
+        RequestLaunchTemplateData, ResourceType, ShutdownBehavior, Tag, VolumeType,
+    };
+    let mut env = Env::start();
+    let made = instance_profile(&env, Some("ci-runner"), "ci-runner-role");
+    let role_arn = made["role_arn"].as_str().unwrap().to_owned();
+    // What a team's template holds: the image and type, a data volume, tags
+    // and a role, and settings the tool must not take (its own user data,
+    // stop on shutdown, IMDSv1, termination protection).
+    let data = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::M7iLarge)
+        .user_data(aws_smithy_types::base64::encode(
+            "#!/bin/sh\necho team setup\n",
+        ))
+        .instance_initiated_shutdown_behavior(ShutdownBehavior::Stop)
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(aws_sdk_ec2::types::LaunchTemplateHttpTokensState::Optional)
+                .build(),
+        )
+        .disable_api_termination(true)
+        .monitoring(
+            LaunchTemplatesMonitoringRequest::builder()
+                .enabled(true)
+                .build(),
+        )
+        .iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .name("ci-runner")
+                .build(),
+        )
+        .block_device_mappings(
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name("/dev/xvdf")
+                .ebs(
+                    LaunchTemplateEbsBlockDeviceRequest::builder()
+                        .volume_size(30)
+                        .volume_type(VolumeType::Gp3)
+                        .build(),
+                )
+                .build(),
+        )
+        .tag_specifications(
+            LaunchTemplateTagSpecificationRequest::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key("team").value("infra").build())
+                .build(),
+        )
+        .build();
+    let (id, version) = env.launch_template("ci-runner", data);
+    assert_eq!(version, 1);
+    let only_template = [
+        ("INPUT_LAUNCH_TEMPLATE", "ci-runner"),
+        ("INPUT_IMAGE_ID", ""),
+        ("INPUT_INSTANCE_TYPES", ""),
+    ];
+
+    // The user holds the printed policy: the six actions, the optional
+    // reads and the pass-role statement for the template's role.
+    let policy = env.run(&["policy", "--optional", "--pass-role", &role_arn], &[]);
+    policy.assert_ok();
+    let with_reads: Value = serde_json::from_str(&policy.stdout).unwrap();
+    env.act_as("template-user", &with_reads);
+    let run = env.start_runner(&only_template);
+    run.assert_ok();
+    let instance = env.live_instances().pop().unwrap();
+    assert_eq!(instance.image_id(), Some(crate::harness::AMI));
+    assert_eq!(
+        instance.instance_type().map(|t| t.as_str()),
+        Some("m7i.large")
+    );
+    let tag = |key: &str| crate::harness::tag(&instance, key).map(str::to_owned);
+    assert_eq!(
+        tag("team").as_deref(),
+        Some("infra"),
+        "the template's tags stay"
+    );
+    assert_eq!(tag("ec2-spot-runner:managed").as_deref(), Some("true"));
+    assert_eq!(
+        tag("aws:ec2launchtemplate:id").as_deref(),
+        Some(id.as_str())
+    );
+    assert!(
+        instance
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .is_some_and(|a| a.ends_with(":instance-profile/ci-runner")),
+        "the template's role: {:?}",
+        instance.iam_instance_profile()
+    );
+    let metadata = instance.metadata_options().unwrap();
+    assert_eq!(metadata.http_tokens().map(|t| t.as_str()), Some("required"));
+    let volumes = env.volumes_of(instance.instance_id().unwrap());
+    assert!(
+        volumes.iter().any(|v| v.0 == "/dev/xvdf" && v.1 == 30),
+        "the template's data volume: {volumes:?}"
+    );
+    assert!(
+        volumes.iter().any(|v| v.0 == "/dev/sda1" && v.5),
+        "the tool's encrypted root: {volumes:?}"
+    );
+    // Every attempt names the version that was read, not `$Default`.
+    let sent = launches(&env);
+    let last = sent.last().unwrap();
+    assert_eq!(last["LaunchTemplate.LaunchTemplateId"], id.as_str());
+    assert_eq!(last["LaunchTemplate.Version"], "1");
+    assert_eq!(last["DisableApiTermination"], "false");
+    assert_eq!(last["InstanceInitiatedShutdownBehavior"], "terminate");
+    // What the tool set over the template is said, in the log and the summary.
+    let warning = run
+        .stdout
+        .lines()
+        .chain(run.stderr.lines())
+        .find(|l| l.contains("this start sets over the template"))
+        .unwrap_or_else(|| panic!("no override warning in {}", run.all()))
+        .to_owned();
+    for field in ["user data", "terminate", "IMDSv2", "DisableApiTermination"] {
+        assert!(warning.contains(field), "{field} not in: {warning}");
+    }
+    assert!(
+        run.summary.contains(&format!(
+            "Launch template `ci-runner` ({id}) version 1: supplied image {}, instance type m7i.large",
+            crate::harness::AMI
+        )),
+        "{}",
+        run.summary
+    );
+    // Termination protection from the template would make stop fail.
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+    assert!(env.live_instances().is_empty(), "stop terminated it");
+
+    // doctor reads the template and dry-runs the same launch.
+    let doctor = env.run_app(&["doctor"], &only_template);
+    assert!(
+        doctor.stdout.lines().any(
+            |l| l.starts_with("[ok  ] ec2:DescribeLaunchTemplateVersions")
+                && l.contains("version 1")
+        ),
+        "{}",
+        doctor.stdout
+    );
+    assert!(
+        doctor
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("[ok  ] ec2:RunInstances")),
+        "{}",
+        doctor.stdout
+    );
+
+    // What cannot combine fails before anything is launched, naming the
+    // template field and the fix.
+    let before = launches(&env).len();
+    let interfaces = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .network_interfaces(
+            LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+                .device_index(0)
+                .associate_public_ip_address(true)
+                .build(),
+        )
+        .build();
+    let (_, v2) = env.launch_template("ci-runner", interfaces);
+    let spot = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .instance_market_options(
+            LaunchTemplateInstanceMarketOptionsRequest::builder()
+                .market_type(MarketType::Spot)
+                .build(),
+        )
+        .build();
+    let (_, v3) = env.launch_template("ci-runner", spot);
+    for (version, field) in [(v2, "NetworkInterfaces"), (v3, "InstanceMarketOptions")] {
+        let version = version.to_string();
+        let run = env.start_runner(&[
+            ("INPUT_LAUNCH_TEMPLATE", "ci-runner"),
+            ("INPUT_LAUNCH_TEMPLATE_VERSION", &version),
+        ]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        let error = run
+            .single_error()
+            .unwrap_or_else(|| panic!("{}", run.all()));
+        assert!(
+            error.contains(field) && error.contains(&format!("version {version}")),
+            "{error}"
+        );
+    }
+    // An unknown template and an unknown version are named.
+    let run = env.start_runner(&[("INPUT_LAUNCH_TEMPLATE", "no-such-template")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error()
+            .contains("InvalidLaunchTemplateName.NotFoundException")
+            && run.error().contains("no template name no-such-template"),
+        "{}",
+        run.error()
+    );
+    let run = env.start_runner(&[
+        ("INPUT_LAUNCH_TEMPLATE", &id),
+        ("INPUT_LAUNCH_TEMPLATE_VERSION", "9"),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("`launch-template-version`") && run.error().contains("no version 9"),
+        "{}",
+        run.error()
+    );
+    assert_eq!(launches(&env).len(), before, "nothing more was launched");
+
+    // With only the six actions the template cannot be read: one error
+    // naming the permission, and doctor says the same.
+    let six = env.policy();
+    env.act_as("six-actions", &six);
+    let run = env.start_runner(&only_template);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error()
+            .contains("needs ec2:DescribeLaunchTemplateVersions")
+            && run.error().contains("--optional"),
+        "{}",
+        run.error()
+    );
+    let doctor = env.run_app(&["doctor"], &only_template);
+    assert_eq!(doctor.code, 1, "{}", doctor.all());
+    assert!(
+        doctor.stdout.lines().any(
+            |l| l.starts_with("[FAIL] ec2:DescribeLaunchTemplateVersions")
+                && l.contains("needs ec2:DescribeLaunchTemplateVersions")
+        ),
+        "{}",
+        doctor.stdout
+    );
+    env.aws_key = ("testing".into(), "testing".into());
+    assert!(env.live_instances().is_empty());
+    assert!(env.runners().is_empty());
+}

@@ -567,6 +567,52 @@ impl Env {
         (rt, aws_sdk_ec2::Client::from_conf(config))
     }
 
+    /// Creates a launch template (or, when one of that name exists, a new
+    /// version of it) directly in moto, as its admin; returns (id, version).
+    pub fn launch_template(
+        &self,
+        name: &str,
+        data: aws_sdk_ec2::types::RequestLaunchTemplateData,
+    ) -> (String, i64) {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            let existing = client
+                .describe_launch_templates()
+                .launch_template_names(name)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.launch_templates().first().cloned());
+            match existing {
+                Some(t) => {
+                    let v = client
+                        .create_launch_template_version()
+                        .launch_template_name(name)
+                        .launch_template_data(data)
+                        .send()
+                        .await
+                        .expect("CreateLaunchTemplateVersion");
+                    let v = v.launch_template_version().unwrap();
+                    (
+                        t.launch_template_id().unwrap().to_owned(),
+                        v.version_number().unwrap(),
+                    )
+                }
+                None => {
+                    let t = client
+                        .create_launch_template()
+                        .launch_template_name(name)
+                        .launch_template_data(data)
+                        .send()
+                        .await
+                        .expect("CreateLaunchTemplate");
+                    let t = t.launch_template().unwrap();
+                    (t.launch_template_id().unwrap().to_owned(), 1)
+                }
+            }
+        })
+    }
+
     /// Stores a Parameter Store parameter directly in moto (as its admin).
     pub fn put_parameter(&self, name: &str, value: &str) {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -111,6 +111,29 @@ fn cases() -> Vec<(&'static str, Vars, &'static str)> {
             "iam-instance-profile",
         ),
         (
+            "a launch template id that is not lt- and 17 hex digits",
+            app(&[("INPUT_LAUNCH_TEMPLATE", "lt-123")]),
+            "launch-template",
+        ),
+        (
+            "a launch template name with a space",
+            app(&[("INPUT_LAUNCH_TEMPLATE", "ci runner")]),
+            "launch-template",
+        ),
+        (
+            "launch template version 0",
+            app(&[
+                ("INPUT_LAUNCH_TEMPLATE", "ci-runner"),
+                ("INPUT_LAUNCH_TEMPLATE_VERSION", "0"),
+            ]),
+            "launch-template-version",
+        ),
+        (
+            "a launch template version without a template",
+            app(&[("INPUT_LAUNCH_TEMPLATE_VERSION", "$Latest")]),
+            "launch-template-version",
+        ),
+        (
             "a malformed instance profile name",
             app(&[("INPUT_IAM_INSTANCE_PROFILE", "ci runner/x")]),
             "iam-instance-profile",

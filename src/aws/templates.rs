@@ -1,0 +1,501 @@
+//! Launch templates: reads the version a start names with
+//! ec2:DescribeLaunchTemplateVersions, lets it supply what the inputs leave
+//! unset, and explains, before anything is launched, what the tool sets
+//! over it and what it cannot combine with.
+
+use aws_sdk_ec2::Client;
+
+use crate::aws::AwsError;
+use crate::settings::{
+    ImageSource, InstanceType, LaunchTemplate, SecurityGroupId, StartSettings, TemplateRef,
+    TemplateVersion,
+};
+
+/// The parts of one template version that matter to a start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Template {
+    /// `lt-…`.
+    pub(crate) id: String,
+    /// Its name.
+    pub(crate) name: String,
+    /// The version number the user's `$Default`, `$Latest` or number named.
+    pub(crate) version: u64,
+    /// `ami-…` or `resolve:ssm:…`, as stored (EC2 resolves aliases only on request).
+    pub(crate) image_id: Option<String>,
+    /// One instance type.
+    pub(crate) instance_type: Option<String>,
+    /// `Placement.AvailabilityZone`.
+    pub(crate) zone: Option<String>,
+    /// Security group ids.
+    pub(crate) security_group_ids: Vec<String>,
+    /// Security group names (default VPC).
+    pub(crate) security_group_names: Vec<String>,
+    /// The instance profile's name or ARN.
+    pub(crate) instance_profile: Option<String>,
+    /// Whether it carries user data.
+    pub(crate) user_data: bool,
+    /// `InstanceMarketOptions.MarketType`, when set.
+    pub(crate) market: Option<String>,
+    /// `InstanceInitiatedShutdownBehavior`.
+    pub(crate) shutdown: Option<String>,
+    /// `MetadataOptions.HttpTokens`.
+    pub(crate) http_tokens: Option<String>,
+    /// `MetadataOptions.HttpEndpoint`.
+    pub(crate) http_endpoint: Option<String>,
+    /// How many network interfaces it specifies.
+    pub(crate) network_interfaces: usize,
+    /// `DisableApiTermination`.
+    pub(crate) termination_protected: bool,
+}
+
+impl Template {
+    /// The template as RunInstances takes it: by id and the number that
+    /// was read, so every attempt launches the version that was checked even
+    /// when someone changes the default version meanwhile.
+    pub(crate) fn pinned(&self) -> LaunchTemplate {
+        LaunchTemplate {
+            template: TemplateRef::Id(self.id.clone()),
+            version: TemplateVersion::Number(self.version),
+        }
+    }
+}
+
+/// What the hint of a denied read says.
+const DENIED_HINT: &str = "launch-template needs ec2:DescribeLaunchTemplateVersions, so that the template is checked against what this tool sets before anything is launched. Allow it on \"*\" (`ec2-spot-runner policy --optional` prints the statement), or remove launch-template";
+
+/// Reads the named version of the template.
+pub(crate) async fn read(client: &Client, wanted: &LaunchTemplate) -> Result<Template, AwsError> {
+    let request = client
+        .describe_launch_template_versions()
+        .versions(wanted.version.as_param());
+    let request = match &wanted.template {
+        TemplateRef::Id(id) => request.launch_template_id(id),
+        TemplateRef::Name(name) => request.launch_template_name(name),
+    };
+    let output = request.send().await.map_err(|e| {
+        let mut err = AwsError::from_sdk("DescribeLaunchTemplateVersions", &e);
+        err.hint = Some(match err.code.as_deref().unwrap_or_default() {
+            "UnauthorizedOperation" | "AccessDenied" => DENIED_HINT.to_owned(),
+            code if code.starts_with("InvalidLaunchTemplateId.VersionNotFound") => format!(
+                "Check `launch-template-version`: {} has no version {}; `aws ec2 describe-launch-template-versions --launch-template-{} {}` lists them",
+                wanted.template,
+                wanted.version.as_param(),
+                kind(&wanted.template),
+                wanted.template
+            ),
+            code if code.starts_with("InvalidLaunchTemplate") => format!(
+                "Check `launch-template`: no template {} {} in this region and account; `aws ec2 describe-launch-templates` lists them",
+                kind(&wanted.template),
+                wanted.template
+            ),
+            _ => return err,
+        });
+        err
+    })?;
+    let Some(version) = output.launch_template_versions().first() else {
+        return Err(AwsError {
+            action: "DescribeLaunchTemplateVersions",
+            code: None,
+            detail: format!(
+                "EC2 answered no version {} of launch template {}",
+                wanted.version.as_param(),
+                wanted.template
+            ),
+            hint: Some("Check `launch-template` and `launch-template-version`".to_owned()),
+        });
+    };
+    let mut template = Template {
+        id: version.launch_template_id().unwrap_or_default().to_owned(),
+        name: version
+            .launch_template_name()
+            .unwrap_or_default()
+            .to_owned(),
+        version: version
+            .version_number()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or_default(),
+        ..Template::default()
+    };
+    if let Some(data) = version.launch_template_data() {
+        template.image_id = data.image_id().map(str::to_owned);
+        template.instance_type = data.instance_type().map(|t| t.as_str().to_owned());
+        template.zone = data
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .map(str::to_owned);
+        template.security_group_ids = data.security_group_ids().to_vec();
+        template.security_group_names = data.security_groups().to_vec();
+        template.instance_profile = data
+            .iam_instance_profile()
+            .and_then(|p| p.arn().or(p.name()))
+            .map(str::to_owned);
+        template.user_data = data.user_data().is_some_and(|u| !u.is_empty());
+        template.market = data
+            .instance_market_options()
+            .and_then(|m| m.market_type())
+            .map(|m| m.as_str().to_owned());
+        template.shutdown = data
+            .instance_initiated_shutdown_behavior()
+            .map(|s| s.as_str().to_owned());
+        template.http_tokens = data
+            .metadata_options()
+            .and_then(|m| m.http_tokens())
+            .map(|t| t.as_str().to_owned());
+        template.http_endpoint = data
+            .metadata_options()
+            .and_then(|m| m.http_endpoint())
+            .map(|t| t.as_str().to_owned());
+        template.network_interfaces = data.network_interfaces().len();
+        template.termination_protected = data.disable_api_termination().unwrap_or(false);
+    }
+    if template.id.is_empty() || template.version == 0 {
+        return Err(AwsError {
+            action: "DescribeLaunchTemplateVersions",
+            code: None,
+            detail: format!(
+                "EC2 answered launch template {} without its id or version number",
+                wanted.template
+            ),
+            hint: None,
+        });
+    }
+    Ok(template)
+}
+
+fn kind(template: &TemplateRef) -> &'static str {
+    match template {
+        TemplateRef::Id(_) => "id",
+        TemplateRef::Name(_) => "name",
+    }
+}
+
+/// What reading the template changed, for the log and the step summary.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// What the template supplied, one phrase each.
+    pub(crate) supplied: Vec<String>,
+    /// What an input or the tool sets over the template's value, with why.
+    pub(crate) overridden: Vec<String>,
+}
+
+/// Lets the template supply the image, the instance type, the zone and the
+/// security groups the inputs leave unset, pins the launch to the version
+/// read, and lists what the inputs and the tool set over it. Fails, naming
+/// the template field and the fix, for what cannot work: network interfaces
+/// (the tool places every launch in the subnet or zone it ranked cheapest,
+/// which EC2 refuses beside a template's interfaces) and market options
+/// (the tool chooses spot or on-demand per attempt, and a launch cannot
+/// remove a template's parameter).
+// NOTE: "Any additional parameters that you specify for the new instance
+// overwrite the corresponding parameters included in the launch template."
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html
+// NOTE: "You cannot remove launch template parameters during launch."
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/use-launch-templates-to-control-launching-instances.html
+pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result<Applied, String> {
+    let named = format!(
+        "launch template {} ({}) version {}",
+        template.name, template.id, template.version
+    );
+    if template.network_interfaces > 0 {
+        return Err(format!(
+            "{named} sets NetworkInterfaces. This tool places each launch in the subnet or zone it ranked cheapest, and EC2 refuses an instance-level subnet or zone beside a template's network interfaces. Make a template version without NetworkInterfaces and give subnet-ids and security-group-ids as inputs instead"
+        ));
+    }
+    if let Some(market) = &template.market {
+        return Err(format!(
+            "{named} sets InstanceMarketOptions ({market}). This tool chooses spot or on-demand for every attempt (inputs market and max-spot-price), and a launch cannot remove a template's parameter. Make a template version without InstanceMarketOptions"
+        ));
+    }
+    let mut applied = Applied::default();
+    let instance = &mut settings.instance;
+    match (&instance.image, &template.image_id) {
+        (None, Some(image)) => {
+            let source = ImageSource::from_template(image).map_err(|e| {
+                format!("{named} names the image `{image}`, which this tool cannot use: {e}")
+            })?;
+            applied.supplied.push(format!("image {image}"));
+            instance.image = Some(source);
+        }
+        (Some(_), Some(image)) => applied
+            .overridden
+            .push(format!("the image ({image}) by image-id or image-name")),
+        (Some(_), None) => {}
+        (None, None) => {
+            return Err(format!(
+                "{named} names no image, and neither does image-id or image-name; give image-id, or add an ImageId to the template"
+            ));
+        }
+    }
+    match &template.instance_type {
+        Some(kind) if instance.instance_types.is_empty() => {
+            let parsed = InstanceType::parse(kind)
+                .map_err(|e| format!("{named} names the instance type `{kind}`: {e}"))?;
+            applied.supplied.push(format!("instance type {kind}"));
+            instance.instance_types = vec![parsed];
+        }
+        Some(kind) => applied.overridden.push(format!(
+            "the instance type ({kind}) by the ranked instance-types"
+        )),
+        None if instance.instance_types.is_empty() => {
+            return Err(format!(
+                "{named} names no instance type, and neither does instance-types or instance-requirements; give one of them, or add an InstanceType to the template"
+            ));
+        }
+        None => {}
+    }
+    if let Some(zone) = &template.zone {
+        if settings.zones.is_empty() && instance.subnet_ids.is_empty() {
+            applied.supplied.push(format!("availability zone {zone}"));
+            settings.zones = vec![zone.clone()];
+        } else {
+            applied.overridden.push(format!(
+                "the availability zone ({zone}) by availability-zones or subnet-ids"
+            ));
+        }
+    }
+    let groups: Vec<&String> = template
+        .security_group_ids
+        .iter()
+        .chain(&template.security_group_names)
+        .collect();
+    if !groups.is_empty() {
+        let list = groups
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if instance.security_group_ids.is_empty() {
+            applied.supplied.push(format!("security groups {list}"));
+        } else {
+            let given = instance
+                .security_group_ids
+                .iter()
+                .map(SecurityGroupId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            applied.overridden.push(format!(
+                "the security groups ({list}) by security-group-ids ({given})"
+            ));
+        }
+    }
+    if let Some(profile) = &template.instance_profile {
+        if instance.instance_profile.is_none() {
+            applied.supplied.push(format!(
+                "instance profile {profile} (passing its role needs iam:PassRole)"
+            ));
+        } else {
+            applied.overridden.push(format!(
+                "the instance profile ({profile}) by iam-instance-profile"
+            ));
+        }
+    }
+    if template.user_data {
+        applied.overridden.push(
+            "the user data, by the runner's own (move its commands to pre-runner-script)".into(),
+        );
+    }
+    if template
+        .shutdown
+        .as_deref()
+        .is_some_and(|s| s != "terminate")
+    {
+        applied.overridden.push(
+            "InstanceInitiatedShutdownBehavior stop, by terminate (a runner that powers off must stop billing)".into(),
+        );
+    }
+    if template
+        .http_tokens
+        .as_deref()
+        .is_some_and(|t| t != "required")
+        || template.http_endpoint.as_deref() == Some("disabled")
+    {
+        applied.overridden.push(
+            "the metadata options, by IMDSv2 required with a hop limit of 2 (the runner's jobs need no IMDSv1)".into(),
+        );
+    }
+    if template.termination_protected {
+        applied.overridden.push(
+            "DisableApiTermination, by false (stop, cleanup and a failed start's undo must terminate the machine)".into(),
+        );
+    }
+    instance.launch_template = Some(template.pinned());
+    Ok(applied)
+}
+
+/// Logs what the template supplied and, as a warning, what is set over
+/// it; returns the same as one line for the step summary.
+pub(crate) fn announce(template: &Template, applied: &Applied) -> String {
+    let named = format!(
+        "Launch template `{}` ({}) version {}",
+        template.name, template.id, template.version
+    );
+    let mut line = named.clone();
+    if applied.supplied.is_empty() {
+        line.push_str(": supplied only what no input or tool setting covers");
+    } else {
+        let supplied = applied.supplied.join(", ");
+        tracing::info!("{named} supplies {supplied}");
+        line.push_str(&format!(": supplied {supplied}"));
+    }
+    if !applied.overridden.is_empty() {
+        let overridden = applied.overridden.join("; ");
+        crate::actions::warning(&format!(
+            "{named}: this start sets over the template {overridden}"
+        ));
+        line.push_str(&format!("; set over it: {overridden}"));
+    }
+    line.push('.');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::StartArgs;
+
+    fn settings(args: &[(&str, &str)]) -> StartSettings {
+        let mut start = StartArgs::default();
+        start.github.github_token = Some("ghs_x".into());
+        start.github.repository = Some("o/r".into());
+        start.instance.launch_template = Some("ci-runner".into());
+        for (name, value) in args {
+            let value = Some((*value).to_owned());
+            match *name {
+                "image-id" => start.instance.image_id = value,
+                "instance-types" => start.instance.instance_types = value,
+                "security-group-ids" => start.instance.security_group_ids = value,
+                "availability-zones" => start.availability_zones = value,
+                other => panic!("{other}"),
+            }
+        }
+        StartSettings::from_args(&start).expect("valid inputs")
+    }
+
+    fn template() -> Template {
+        Template {
+            id: "lt-0123456789abcdef0".into(),
+            name: "ci-runner".into(),
+            version: 3,
+            ..Template::default()
+        }
+    }
+
+    #[test]
+    fn the_template_supplies_what_the_inputs_leave_unset_and_pins_its_version() {
+        let mut s = settings(&[]);
+        let t = Template {
+            image_id: Some("ami-0123456789abcdef0".into()),
+            instance_type: Some("c7i.large".into()),
+            zone: Some("us-east-1b".into()),
+            security_group_ids: vec!["sg-0123456789abcdef0".into()],
+            instance_profile: Some("runner".into()),
+            ..template()
+        };
+        let applied = apply(&mut s, &t).unwrap();
+        assert_eq!(
+            s.instance.image,
+            Some(ImageSource::from_template("ami-0123456789abcdef0").unwrap())
+        );
+        assert_eq!(s.instance.instance_types[0].as_str(), "c7i.large");
+        assert_eq!(s.zones, ["us-east-1b"]);
+        assert!(
+            s.instance.security_group_ids.is_empty(),
+            "the template's groups apply"
+        );
+        assert_eq!(applied.supplied.len(), 5, "{applied:?}");
+        assert!(applied.overridden.is_empty(), "{applied:?}");
+        assert_eq!(
+            s.instance.launch_template,
+            Some(LaunchTemplate {
+                template: TemplateRef::Id("lt-0123456789abcdef0".into()),
+                version: TemplateVersion::Number(3),
+            })
+        );
+    }
+
+    #[test]
+    fn inputs_and_the_tool_win_and_every_override_is_named() {
+        let mut s = settings(&[
+            ("image-id", "ami-0fedcba9876543210"),
+            ("instance-types", "m7i.large"),
+            ("security-group-ids", "sg-0fedcba9876543210"),
+            ("availability-zones", "us-east-1a"),
+        ]);
+        let t = Template {
+            image_id: Some("resolve:ssm:/aws/service/x".into()),
+            instance_type: Some("c7i.large".into()),
+            zone: Some("us-east-1b".into()),
+            security_group_names: vec!["web".into()],
+            user_data: true,
+            shutdown: Some("stop".into()),
+            http_tokens: Some("optional".into()),
+            termination_protected: true,
+            ..template()
+        };
+        let applied = apply(&mut s, &t).unwrap();
+        assert!(applied.supplied.is_empty(), "{applied:?}");
+        let all = applied.overridden.join("\n");
+        for field in [
+            "image",
+            "instance type",
+            "availability zone",
+            "security groups (web)",
+            "user data",
+            "terminate",
+            "IMDSv2",
+            "DisableApiTermination",
+        ] {
+            assert!(all.contains(field), "{field} not named in {all}");
+        }
+        assert_eq!(s.instance.instance_types[0].as_str(), "m7i.large");
+        assert_eq!(s.zones, ["us-east-1a"]);
+    }
+
+    #[test]
+    fn what_cannot_combine_is_refused_with_the_field_and_the_fix() {
+        let mut s = settings(&[
+            ("image-id", "ami-0fedcba9876543210"),
+            ("instance-types", "m7i.large"),
+        ]);
+        let err = apply(
+            &mut s,
+            &Template {
+                network_interfaces: 1,
+                ..template()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("NetworkInterfaces") && err.contains("subnet-ids"),
+            "{err}"
+        );
+        let err = apply(
+            &mut s,
+            &Template {
+                market: Some("spot".into()),
+                ..template()
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("InstanceMarketOptions (spot)"), "{err}");
+        let mut s = settings(&[]);
+        let err = apply(&mut s, &template()).unwrap_err();
+        assert!(
+            err.contains("names no image") && err.contains("image-id"),
+            "{err}"
+        );
+        let mut s = settings(&[("image-id", "ami-0fedcba9876543210")]);
+        let err = apply(&mut s, &template()).unwrap_err();
+        assert!(err.contains("no instance type"), "{err}");
+        let mut s = settings(&[]);
+        let err = apply(
+            &mut s,
+            &Template {
+                image_id: Some("ami-nothex".into()),
+                ..template()
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("`ami-nothex`"), "{err}");
+    }
+}
