@@ -4,7 +4,7 @@
 # where the binary reads it; nothing is passed on a command line.
 #
 #   EC2SR_BIN     the executable install.sh chose
-#   INPUT_MODE    start, stop or cleanup
+#   INPUT_MODE    start, stop, cleanup or rerun
 set -euo pipefail
 
 fail() {
@@ -17,9 +17,9 @@ fail() {
 
 mode=${INPUT_MODE:-}
 case "$mode" in
-    start | stop | cleanup) ;;
-    "") fail "input \`mode\` is missing; set it to start, stop or cleanup" ;;
-    *) fail "input \`mode\`: '$mode' is not a mode; use start, stop or cleanup" ;;
+    start | stop | cleanup | rerun) ;;
+    "") fail "input \`mode\` is missing; set it to start, stop, cleanup or rerun" ;;
+    *) fail "input \`mode\`: '$mode' is not a mode; use start, stop, cleanup or rerun" ;;
 esac
 
 if [[ -z "${EC2SR_BIN:-}" || ! -x "${EC2SR_BIN}" ]]; then

@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Stop(StopArgs),
     /// Reap instances and runners that cancelled or crashed runs left behind.
     Cleanup(CleanupArgs),
+    /// Re-run, once, the start job of a run whose spot machine EC2 reclaimed.
+    Rerun(RerunArgs),
     /// Check AWS and GitHub access before a first run, launching nothing.
     Doctor(DoctorArgs),
     /// Print the minimal IAM policy the default path needs.
@@ -270,6 +272,24 @@ pub(crate) struct CleanupArgs {
     /// Pause before deleting runners without a machine, so a start in progress keeps its runner (default 60s).
     #[arg(long, env = "INPUT_SETTLE", hide = true)]
     pub(crate) settle: Option<String>,
+}
+
+/// Inputs of `rerun`, run from a `workflow_run: completed` workflow.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct RerunArgs {
+    #[command(flatten)]
+    pub(crate) github: GithubArgs,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The finished run (default: the `workflow_run` event's).
+    #[arg(long, env = "INPUT_RUN_ID")]
+    pub(crate) run_id: Option<String>,
+    /// Its attempt (default: the `workflow_run` event's).
+    #[arg(long, env = "INPUT_RUN_ATTEMPT")]
+    pub(crate) run_attempt: Option<String>,
+    /// Decide and report, but re-run nothing.
+    #[arg(long, env = "INPUT_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) dry_run: Option<String>,
 }
 
 /// Inputs of `doctor`: the same as `start`'s, so that it checks the very

@@ -48,6 +48,7 @@ async fn run(command: Command) -> Result<(), Error> {
         Command::Start(args) => modes::start::run(args).await,
         Command::Stop(args) => modes::stop::run(args).await,
         Command::Cleanup(args) => modes::cleanup::run(args).await,
+        Command::Rerun(args) => modes::rerun::run(args).await,
         Command::Doctor(args) => modes::doctor::run(args).await,
         Command::Policy(args) => modes::policy::run(&args),
         Command::UserData(args) => modes::user_data::run(args),

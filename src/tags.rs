@@ -28,6 +28,9 @@ pub(crate) const RUN_ID: &str = "ec2-spot-runner:run-id";
 pub(crate) const RUN_ATTEMPT: &str = "ec2-spot-runner:run-attempt";
 /// `GITHUB_JOB`.
 pub(crate) const JOB: &str = "ec2-spot-runner:job";
+/// `RUNNER_NAME` of the start job's own runner, so `rerun` can tell which
+/// job of the run launched the machine.
+pub(crate) const START_RUNNER: &str = "ec2-spot-runner:start-runner";
 /// Launch time, RFC 3339 UTC; cleanup computes ages from it.
 pub(crate) const CREATED_AT: &str = "ec2-spot-runner:created-at";
 /// The machine's own power-off deadline, so cleanup knows its lifetime.
@@ -75,6 +78,7 @@ impl LaunchTags<'_> {
             (RUN_ID, &self.run.run_id),
             (RUN_ATTEMPT, &self.run.run_attempt),
             (JOB, &self.run.job),
+            (START_RUNNER, &self.run.runner_name),
         ];
         for (key, value) in run {
             if let Some(value) = value {

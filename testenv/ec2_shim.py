@@ -447,6 +447,24 @@ class Ec2Shim:
                 return r
 
             return self.rules_admin(method, st.outcome_rules, payload, outcome)
+        if path == "/_shim/interrupt" and method == "POST":
+            # EC2 ending running instances on its own: a spot interruption
+            # (two minutes' notice, then terminated with StateReason
+            # Server.SpotInstanceTermination), or any other code.
+            # NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-interruptions.html
+            req = payload() or {}
+            ids = req.get("instance_ids") if isinstance(req, dict) else None
+            if not self.in_process or not isinstance(ids, list) or not ids:
+                return Response.json(400, {"error": 'expected {"instance_ids": [...]} with moto in process'})
+            code = str(req.get("state_reason_code") or "Server.SpotInstanceTermination")
+            known = LAUNCH_OUTCOMES.get(code, {})
+            done = self.end_instances(
+                [str(i) for i in ids],
+                code,
+                str(req.get("state_reason_message") or known.get("message") or f"{code}: {code}"),
+                str(req.get("reason") or known.get("reason") or code),
+            )
+            return Response.json(200, {"terminated": done})
         if path == "/_shim/config":
             if method == "POST":
                 cfg = payload() or {}
@@ -1190,6 +1208,24 @@ class Ec2Shim:
             except Exception as exc:  # the instance may be gone after a moto reset
                 self.log(f"launch outcome for {iid} not applied: {exc}")
 
+    def end_instances(self, ids: list[str], code: str, message: str, reason: str) -> list[str]:
+        """Terminates running instances in moto as EC2 itself would, with
+        this state reason; returns the ids it ended."""
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.models.instances import StateReason
+
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S GMT")
+        done = []
+        for backend in (b for regions in ec2_backends.values() for b in regions.values()):
+            for reservation in list(backend.reservations.values()):
+                for instance in reservation.instances:
+                    if instance.id in ids and instance.state != "terminated":
+                        instance.terminate()
+                        instance.state_reason = StateReason(message, code)
+                        instance._reason = reason.replace("{now}", stamp)
+                        done.append(instance.id)
+        return done
+
     def outcome_pending(self, iid: str, now: float) -> bool:
         with self.state.lock:
             o = self.state.outcomes.get(iid)
@@ -1623,8 +1659,39 @@ class RunInstancesCheck:
             if itype:
                 self.check_architecture(itype, image_id)
             self.mappings = self.resolve_mappings()
+        self.check_subnet()
         self.check_default_subnet()
         self.check_spot_role()
+
+    def check_subnet(self) -> None:
+        """A subnet beside a zone it is not in, or beside security groups by
+        name: EC2's 400s (moto takes both).
+        NOTE: InvalidParameterValue "Value (us-east-1e) for parameter
+        availabilityZone is invalid. Subnet 'subnet-…' is in the availability
+        zone us-east-1d" (InQuicker/kaws#11); InvalidParameterCombination "The
+        parameter groupName cannot be used with the parameter subnet"
+        (group names only work in the default VPC:
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html,
+        parameter SecurityGroup)."""
+        subnet_id = self.get("SubnetId")
+        if not subnet_id:
+            return
+        if self.get("SecurityGroups"):
+            raise _moto_error(400, "InvalidParameterCombination", "The parameter groupName cannot be used with the parameter subnet")
+        zone = self.get("Placement.AvailabilityZone")
+        if not zone:
+            return
+        try:
+            subnet = self.backend.get_subnet(subnet_id)
+        except Exception:
+            return  # moto's own InvalidSubnetID.NotFound follows
+        if subnet.availability_zone != zone:
+            raise _moto_error(
+                400,
+                "InvalidParameterValue",
+                f"Value ({zone}) for parameter availabilityZone is invalid. "
+                f"Subnet '{subnet_id}' is in the availability zone {subnet.availability_zone}",
+            )
 
     def apply_template(self) -> None:
         """A LaunchTemplate: EC2's errors for an unknown template or version,
@@ -1971,6 +2038,25 @@ def patch_moto() -> None:
         if resolved is not None:
             return copy.deepcopy(resolved)
         return original_parse(self)
+
+    # NOTE: TerminateInstances on an instance that is already terminated
+    # changes nothing (its state reason stays, e.g. the spot interruption's):
+    # "Terminated instances remain visible after termination (for
+    # approximately one hour)" and repeated calls succeed
+    # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_TerminateInstances.html).
+    # moto overwrites the reason with Client.UserInitiatedShutdown.
+    from moto.ec2.models.instances import Instance
+
+    if not getattr(Instance.terminate, "_ec2sr_patched", False):
+        original_terminate = Instance.terminate
+
+        def terminate(self: Any) -> Any:
+            if self._state.name == "terminated":
+                return copy.copy(self._state)
+            return original_terminate(self)
+
+        terminate._ec2sr_patched = True  # type: ignore[attr-defined]
+        Instance.terminate = terminate  # type: ignore[assignment]
 
     run_instances._ec2sr_patched = True  # type: ignore[attr-defined]
     InstanceResponse.run_instances = run_instances  # type: ignore[assignment]

@@ -9,7 +9,8 @@ actions/list-self-hosted-runners-for-{repo,org},
 actions/get-self-hosted-runner-for-{repo,org},
 actions/delete-self-hosted-runner-from-{repo,org},
 actions/get-self-hosted-runner-group-for-org,
-actions/list-self-hosted-runner-groups-for-org, repos/get, meta/get).
+actions/list-self-hosted-runner-groups-for-org, repos/get, meta/get), and
+workflow runs, their jobs and re-runs (github_runs.py).
 
 Behaviours modelled on GitHub's documentation (each cited where it is coded):
 secondary rate limits on concurrent mutations, installation token lifetime
@@ -357,6 +358,9 @@ class State:
             pats[str(tok["token"])] = {
                 "repositories": {r.lower() for r in tok.get("repositories") or []},
                 "organizations": {o.lower() for o in tok.get("organizations") or []},
+                # A fine-grained token's (or GITHUB_TOKEN's) permissions;
+                # None: a classic token, whose `repo` scope covers them.
+                "permissions": dict(tok["permissions"]) if tok.get("permissions") is not None else None,
             }
         with self.lock:
             self.config = json.loads(json.dumps(cfg))
@@ -381,6 +385,9 @@ class State:
             self.calls.clear()
             self.faults.clear()
             self.request_count = 0
+            from github_runs import WorkflowRuns
+
+            self.workflow_runs = WorkflowRuns()
 
     def label_id(self, name: str) -> int:
         key = name.lower()
@@ -738,6 +745,18 @@ class Standin:
                     r["busy"] = bool(data["busy"])
                 r["_manual"] = True
                 return Reply(200, self.public_runner(r))
+        if path == "/_standin/runs":
+            if method == "POST":
+                if not isinstance(data, dict) or not data.get("repository"):
+                    return Reply(400, {"error": 'expected {"repository": "o/r", "jobs": [{"key": ...}]}'})
+                return Reply(201, st.workflow_runs.seed(data))
+            if method == "GET":
+                return Reply(200, st.workflow_runs.state())
+        if path == "/_standin/runs/complete" and method == "POST":
+            if not isinstance(data, dict) or not data.get("repository") or not data.get("id"):
+                return Reply(400, {"error": 'expected {"repository": "o/r", "id": RUN_ID, "jobs": {KEY: {...}}}'})
+            done = st.workflow_runs.complete(str(data["repository"]), int(data["id"]), data)
+            return Reply(200, done) if done else Reply(404, {"error": "no such run"})
         if path == "/_standin/state" and method == "GET":
             with st.lock:
                 return Reply(
@@ -839,7 +858,9 @@ class Standin:
         with st.lock:
             if token in st.pats:
                 p = st.pats[token]
-                return Principal("pat", repositories=p["repositories"], organizations=p["organizations"])
+                return Principal(
+                    "pat", repositories=p["repositories"], organizations=p["organizations"], permissions=p["permissions"]
+                )
             issued = st.issued.get(token)
         if issued is None:
             raise AuthFailure(gh_error(401, "Bad credentials"), "unknown token")
@@ -1142,6 +1163,25 @@ class Standin:
         # ---- runner groups (organization)
         if len(segs) in (4, 5) and segs[0] == "orgs" and segs[2:4] == ["actions", "runner-groups"] and method == "GET":
             return self.runner_groups(base, segs[1], segs[4] if len(segs) == 5 else None, query, path, auth_kind, token)
+
+        # ---- workflow runs, jobs and re-runs
+        if len(segs) >= 6 and segs[0] == "repos" and segs[3] == "actions" and segs[4] in ("runs", "jobs"):
+            principal = self.require_token(auth_kind, token)
+            self.check_scope(principal, "repos", segs[1], segs[2])
+
+            def permission(level: str) -> str | None:
+                granted = principal.permissions
+                if granted is None:
+                    return None  # a classic token: `repo` covers Actions
+                have = granted.get("actions")
+                if PERMISSION_RANK.get(have or "", 0) >= PERMISSION_RANK[level]:
+                    return None
+                return f"actions: {have or 'none'}, {level} needed"
+
+            return self.state.workflow_runs.handle(
+                method, segs, query, body, base, path, permission,
+                gh_error, Reply, self.paging, self.link_header,
+            )
 
         # ---- self-hosted runners
         scope = None

@@ -770,6 +770,12 @@ def t_launch_template() -> None:
     assert out["InstanceType"] == "c7i.large" and out["MetadataOptions"]["HttpTokens"] == "required", out
     assert sorted(m["DeviceName"] for m in out["BlockDeviceMappings"]) == ["/dev/sda1", "/dev/xvdb"], out
     ec2.terminate_instances(InstanceIds=[out["InstanceId"]])
+    # a subnet beside another zone, or beside groups by name (also without a template)
+    err = client_error(lambda: ec2.run_instances(ImageId=AMI, SubnetId=subnet, Placement={"AvailabilityZone": "us-east-1b"}, **base))
+    assert err["code"] == "InvalidParameterValue" and "is in the availability zone us-east-1a" in err["message"], err
+    err = client_error(lambda: ec2.run_instances(ImageId=AMI, SubnetId=subnet, SecurityGroups=["default"], **base))
+    assert err == {"code": "InvalidParameterCombination", "status": 400,
+                   "message": "The parameter groupName cannot be used with the parameter subnet"}, err
     # network interfaces in the template: no instance-level subnet or groups
     ni = ec2.create_launch_template(
         LaunchTemplateName="selftest-lt-ni",
@@ -1320,6 +1326,64 @@ def t_gh_runner_visibility() -> None:
 
 
 # --------------------------------------------------------------- lifecycle
+@check("GitHub: workflow runs, attempt jobs (paged), job re-run with dependents; 403s for running, old attempt, no Actions: write")
+def t_gh_workflow_runs() -> None:
+    gh_config(installations=[{"id": 56, "account": "acme", "account_type": "Organization", "repositories": ["acme/widgets"],
+                              "permissions": {"actions": "write", "administration": "write", "metadata": "read"}}])
+    jobs = [{"key": "start", "conclusion": "success", "runner_name": "GitHub Actions 1"},
+            {"key": "build", "needs": ["start"], "conclusion": "failure", "runner_name": "ec2-1"},
+            {"key": "test", "needs": ["build"], "conclusion": "skipped"},
+            {"key": "lint", "conclusion": "success"}]
+    run = standin("POST", "/_standin/runs", {"repository": "acme/widgets", "jobs": jobs})
+    assert run["run_attempt"] == 1 and run["status"] == "completed" and run["conclusion"] == "failure", run
+    rid = run["id"]
+    reader, writer = install_token(55), install_token(56)
+    status, _, body = gh("GET", f"/repos/acme/widgets/actions/runs/{rid}", auth=f"token {reader}")
+    assert status == 200 and body["id"] == rid, (status, body)
+    status, hdrs, body = gh("GET", f"/repos/acme/widgets/actions/runs/{rid}/attempts/1/jobs?per_page=3", auth=f"token {reader}")
+    assert status == 200 and body["total_count"] == 4 and len(body["jobs"]) == 3 and 'rel="next"' in hdrs.get("link", ""), (body, hdrs)
+    start = next(j for j in body["jobs"] if j["name"] == "start")
+    status, _, _ = gh("GET", f"/repos/acme/widgets/actions/runs/{rid}/attempts/2/jobs", auth=f"token {reader}")
+    assert status == 404
+    # Actions: read may not re-run
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/jobs/{start['id']}/rerun", {}, auth=f"token {reader}")
+    assert status == 403 and body["message"] == "Resource not accessible by integration", body
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/jobs/{start['id']}/rerun", {}, auth=f"token {writer}")
+    assert status == 201 and body == {}, (status, body)
+    state = standin("GET", "/_standin/runs")[f"acme/widgets#{rid}"]
+    assert state["reruns"] == [{"attempt": 2, "what": f"job {start['id']}", "jobs": ["build", "start", "test"]}], state
+    # while attempt 2 runs nothing more; afterwards attempt 1's jobs are stale
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/runs/{rid}/rerun", None, auth=f"token {writer}")
+    assert status == 403 and body["message"] == "This workflow is already running", body
+    standin("POST", "/_standin/runs/complete", {"repository": "acme/widgets", "id": rid, "jobs": {}})
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/jobs/{start['id']}/rerun", {}, auth=f"token {writer}")
+    assert status == 403 and body["message"] == "Only jobs from the current attempt can be re-run", body
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/runs/{rid}/rerun", {"enable_debug_logging": "yes"}, auth=f"token {writer}")
+    assert status == 422, body
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/runs/{rid}/rerun", {}, auth=f"token {writer}")
+    assert status == 201, body
+    status, _, body = gh("GET", f"/repos/acme/widgets/actions/runs/{rid}", auth=f"token {reader}")
+    assert body["run_attempt"] == 3 and body["status"] == "queued" and body["conclusion"] is None, body
+    # runs older than 30 days
+    old = standin("POST", "/_standin/runs", {"repository": "acme/widgets", "created_at": "2020-01-01T00:00:00Z", "jobs": jobs})
+    status, _, body = gh("POST", f"/repos/acme/widgets/actions/runs/{old['id']}/rerun", {}, auth=f"token {writer}")
+    assert status == 403 and "over a month ago" in body["message"], body
+    status, _, _ = gh("GET", "/repos/acme/widgets/actions/runs/1", auth=f"token {reader}")
+    assert status == 404
+
+
+@check("EC2 interrupt: a running instance ends with Server.SpotInstanceTermination; TerminateInstances later keeps that reason")
+def t_interrupt() -> None:
+    ec2 = ec2_client()
+    iid = ec2.run_instances(**plain_launch(ec2))["Instances"][0]["InstanceId"]
+    done = shim("POST", "/_shim/interrupt", {"instance_ids": [iid, "i-00000000000000000"]})
+    assert done == {"terminated": [iid]}, done
+    ec2.terminate_instances(InstanceIds=[iid])  # moto would say Client.UserInitiatedShutdown
+    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert inst["State"]["Name"] == "terminated", inst["State"]
+    assert inst["StateReason"]["Code"] == "Server.SpotInstanceTermination", inst["StateReason"]
+
+
 @check("serve.py exits on SIGTERM and on stdin EOF, removing the ready file")
 def t_shutdown() -> None:
     ENV.proc.send_signal(signal.SIGTERM)

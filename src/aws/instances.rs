@@ -41,6 +41,36 @@ pub(crate) async fn find_managed(
                 .build(),
         );
     }
+    describe_all(client, filters).await
+}
+
+/// Lists the managed instances one attempt of a workflow run launched, in
+/// any state: EC2 keeps terminated instances visible for about an hour,
+/// with the reason they ended.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html
+pub(crate) async fn find_by_run(
+    client: &Client,
+    repository: &str,
+    run_id: u64,
+    run_attempt: u32,
+) -> Result<Vec<Instance>, AwsError> {
+    let tag = |key: &str, value: String| {
+        Filter::builder()
+            .name(format!("tag:{key}"))
+            .values(value)
+            .build()
+    };
+    let filters = vec![
+        tag(tags::MANAGED, "true".to_owned()),
+        tag(tags::REPOSITORY, repository.to_owned()),
+        tag(tags::RUN_ID, run_id.to_string()),
+        tag(tags::RUN_ATTEMPT, run_attempt.to_string()),
+    ];
+    describe_all(client, filters).await
+}
+
+/// Every instance matching the filters, following the pages.
+async fn describe_all(client: &Client, filters: Vec<Filter>) -> Result<Vec<Instance>, AwsError> {
     let mut found = Vec::new();
     let mut pages = client
         .describe_instances()

@@ -174,6 +174,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub(crate) instance_profile: Option<&'a InstanceProfile>,
     /// The launch template, pinned to the version that was read and checked.
     pub(crate) launch_template: Option<&'a LaunchTemplate>,
+    /// The template's volumes to mark DeleteOnTermination.
+    pub(crate) template_volumes: &'a [String],
 }
 
 impl std::fmt::Debug for LaunchSpec<'_> {
@@ -266,6 +268,23 @@ pub(crate) fn request(
                 .build(),
         )
         .set_tag_specifications(Some(spec.tags.clone()));
+    // NOTE: EC2 merges these into the template's mappings by device name,
+    // so each keeps the template's size and type.
+    // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-instances-from-launch-template.html
+    for device in spec.template_volumes {
+        if device != root.name() {
+            request = request.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+    }
     if let Some(template) = spec.launch_template {
         let builder = LaunchTemplateSpecification::builder().version(template.version.as_param());
         request = request

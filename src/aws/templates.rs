@@ -46,6 +46,11 @@ pub(crate) struct Template {
     pub(crate) network_interfaces: usize,
     /// `DisableApiTermination`.
     pub(crate) termination_protected: bool,
+    /// Its EBS volumes: device name, and whether they are deleted with the
+    /// instance (unset: EC2's default for a mapping, false).
+    pub(crate) volumes: Vec<(String, Option<bool>)>,
+    /// Whether it sets InstanceRequirements (attribute-based types).
+    pub(crate) instance_requirements: bool,
 }
 
 impl Template {
@@ -147,6 +152,15 @@ pub(crate) async fn read(client: &Client, wanted: &LaunchTemplate) -> Result<Tem
             .map(|t| t.as_str().to_owned());
         template.network_interfaces = data.network_interfaces().len();
         template.termination_protected = data.disable_api_termination().unwrap_or(false);
+        template.volumes = data
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| {
+                let ebs = m.ebs()?;
+                Some((m.device_name()?.to_owned(), ebs.delete_on_termination()))
+            })
+            .collect();
+        template.instance_requirements = data.instance_requirements().is_some();
     }
     if template.id.is_empty() || template.version == 0 {
         return Err(AwsError {
@@ -204,6 +218,23 @@ pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result
     if let Some(market) = &template.market {
         return Err(format!(
             "{named} sets InstanceMarketOptions ({market}). This tool chooses spot or on-demand for every attempt (inputs market and max-spot-price), and a launch cannot remove a template's parameter. Make a template version without InstanceMarketOptions"
+        ));
+    }
+    if template.instance_requirements {
+        return Err(format!(
+            "{named} sets InstanceRequirements, which RunInstances does not take (only fleets do). Make a template version without them, and give the sizes as instance-requirements instead"
+        ));
+    }
+    if template.zone.is_some() && !settings.instance.subnet_ids.is_empty() {
+        return Err(format!(
+            "{named} sets Placement.AvailabilityZone ({}), and subnet-ids is given: EC2 refuses a subnet in any other zone beside it. Make a template version without the zone, or leave subnet-ids empty and let the template's zone place the machine",
+            template.zone.as_deref().unwrap_or_default()
+        ));
+    }
+    if !template.security_group_names.is_empty() && !settings.instance.subnet_ids.is_empty() {
+        return Err(format!(
+            "{named} names security groups by name ({}), which EC2 refuses beside a subnet (they only work in the default VPC). Use their ids (SecurityGroupIds) in the template, or security-group-ids as an input",
+            template.security_group_names.join(", ")
         ));
     }
     let mut applied = Applied::default();
@@ -318,6 +349,21 @@ pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result
             "DisableApiTermination, by false (stop, cleanup and a failed start's undo must terminate the machine)".into(),
         );
     }
+    // A volume that outlived its machine would bill on: each of the
+    // template's volumes is sent again with DeleteOnTermination, which EC2
+    // merges into the template's mapping for that device.
+    instance.template_volumes = template
+        .volumes
+        .iter()
+        .filter(|(_, delete)| *delete != Some(true))
+        .map(|(device, _)| device.clone())
+        .collect();
+    if !instance.template_volumes.is_empty() {
+        applied.overridden.push(format!(
+            "DeleteOnTermination of {}, by true (a volume left behind bills on)",
+            instance.template_volumes.join(", ")
+        ));
+    }
     instance.launch_template = Some(template.pinned());
     Ok(applied)
 }
@@ -365,6 +411,7 @@ mod tests {
                 "instance-types" => start.instance.instance_types = value,
                 "security-group-ids" => start.instance.security_group_ids = value,
                 "availability-zones" => start.availability_zones = value,
+                "subnet-ids" => start.instance.subnet_ids = value,
                 other => panic!("{other}"),
             }
         }
@@ -430,10 +477,16 @@ mod tests {
             shutdown: Some("stop".into()),
             http_tokens: Some("optional".into()),
             termination_protected: true,
+            volumes: vec![
+                ("/dev/xvdf".into(), None),
+                ("/dev/xvdg".into(), Some(false)),
+                ("/dev/xvdh".into(), Some(true)),
+            ],
             ..template()
         };
         let applied = apply(&mut s, &t).unwrap();
         assert!(applied.supplied.is_empty(), "{applied:?}");
+        assert_eq!(s.instance.template_volumes, ["/dev/xvdf", "/dev/xvdg"]);
         let all = applied.overridden.join("\n");
         for field in [
             "image",
@@ -444,6 +497,7 @@ mod tests {
             "terminate",
             "IMDSv2",
             "DisableApiTermination",
+            "DeleteOnTermination of /dev/xvdf, /dev/xvdg",
         ] {
             assert!(all.contains(field), "{field} not named in {all}");
         }
@@ -478,6 +532,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("InstanceMarketOptions (spot)"), "{err}");
+        for (t, field) in [
+            (
+                Template {
+                    instance_requirements: true,
+                    ..template()
+                },
+                "InstanceRequirements",
+            ),
+            (
+                Template {
+                    zone: Some("us-east-1b".into()),
+                    ..template()
+                },
+                "Placement.AvailabilityZone (us-east-1b)",
+            ),
+            (
+                Template {
+                    security_group_names: vec!["web".into()],
+                    ..template()
+                },
+                "by name (web)",
+            ),
+        ] {
+            let mut s = settings(&[
+                ("image-id", "ami-0fedcba9876543210"),
+                ("instance-types", "m7i.large"),
+                ("subnet-ids", "subnet-0123456789abcdef0"),
+            ]);
+            let err = apply(&mut s, &t).unwrap_err();
+            assert!(err.contains(field), "{field} not in {err}");
+        }
         let mut s = settings(&[]);
         let err = apply(&mut s, &template()).unwrap_err();
         assert!(

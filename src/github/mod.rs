@@ -6,6 +6,7 @@
 pub(crate) mod auth;
 pub(crate) mod releases;
 pub(crate) mod runners;
+pub(crate) mod runs;
 
 use std::time::Duration;
 
@@ -105,6 +106,15 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// Whether the `Link` header points to a next page.
+    pub(crate) fn has_next_page(&self) -> bool {
+        self.headers
+            .get_all(http::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("rel=\"next\""))
+    }
+
     /// Decodes the JSON body.
     pub(crate) fn json<T: serde::de::DeserializeOwned>(
         &self,
@@ -319,6 +329,18 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// The last GitHub failure that was retried, so a deadline that ends the
+/// retries can say what kept failing (short retries log only at debug).
+static LAST_RETRIED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// What the last retried GitHub call failed with, if any call was retried.
+pub(crate) fn last_retried() -> Option<String> {
+    LAST_RETRIED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
 /// The longest `Retry-After` we wait for; beyond it the step fails with the
 /// reset time rather than sitting idle on a billed machine.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -394,6 +416,7 @@ async fn send(
             None => delay,
         })
         .notify(|a: &Attempt, delay| {
+            *LAST_RETRIED.lock().unwrap_or_else(|p| p.into_inner()) = Some(a.error.to_string());
             // A long wait (a rate limit's) is worth a line at the default
             // level, so a slow start says why it is slow.
             if delay >= Duration::from_secs(5) {

@@ -196,12 +196,7 @@ impl Github {
             let sep = if query.is_empty() { "" } else { "&" };
             let path = format!("{base}?{query}{sep}per_page=100&page={page}");
             let reply = self.send(Method::GET, &path, None, &action).await?;
-            let has_next = reply
-                .headers
-                .get_all(http::header::LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.contains("rel=\"next\""));
+            let has_next = reply.has_next_page();
             let batch: RunnerPage = reply.json(&action)?;
             let empty = batch.runners.is_empty();
             runners.extend(batch.runners);

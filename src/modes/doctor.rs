@@ -347,6 +347,20 @@ async fn check_github(settings: &DoctorSettings, list: &mut Checklist) {
                 )),
             ),
         }
+        let what = "GitHub App permission Actions (for mode rerun)";
+        match permissions.get("actions").map(String::as_str) {
+            Some("write" | "admin") => list.add(
+                what,
+                Outcome::Pass("Actions: write: rerun may re-run a job".into()),
+            ),
+            other => list.add(
+                what,
+                Outcome::Warn(format!(
+                    "Actions is {}; only `mode: rerun` needs it, at Read and write (App settings → Permissions, then accept the change on the installation)",
+                    other.unwrap_or("not granted")
+                )),
+            ),
+        }
     }
     match gh.list_runners().await {
         Ok(runners) => list.add(

@@ -238,7 +238,12 @@ async fn start(
                         "authenticating to GitHub, minting the JIT configs and reading spot prices"
                             .into(),
                     timeout: humantime::format_duration(settings.timeout).to_string(),
-                    hint: "the log above for retried GitHub or EC2 calls".into(),
+                    hint: match github::last_retried() {
+                        Some(last) => {
+                            format!("the last GitHub call retried, which failed with: {last}")
+                        }
+                        None => "the log above for retried EC2 calls".into(),
+                    },
                 })
         })
         .await?;
@@ -735,6 +740,12 @@ impl Launch<'_> {
                 if err.code.is_some() {
                     with(created, |c| c.launches_pending -= 1);
                 }
+                let err = match &self.settings.instance.launch_template {
+                    Some(template) if err.code.is_some() && !err.is_capacity() => {
+                        template_hint(err, template)
+                    }
+                    _ => err,
+                };
                 Err(launch_error(err, &failures))
             }
         }
@@ -785,6 +796,7 @@ pub(crate) fn launch_spec<'a>(
         max_spot_price: settings.max_spot_price,
         instance_profile: instance.instance_profile.as_ref(),
         launch_template: instance.launch_template.as_ref(),
+        template_volumes: &instance.template_volumes,
     })
 }
 
@@ -927,6 +939,23 @@ fn ended_at_launch(id: &str, state: &str, code: &str, reason: &str, region: &str
     Error::Failed(format!(
         "instance {id} reached state {state} before running ({code}: {reason}). {why}"
     ))
+}
+
+/// A refused templated launch: the value EC2 names may be the template's,
+/// not an input's.
+fn template_hint(err: AwsError, template: &crate::settings::LaunchTemplate) -> AwsError {
+    let look = format!(
+        "the launch template supplied what no input set: `aws ec2 describe-launch-template-versions --launch-template-id {} --versions {}` shows its values",
+        template.template,
+        template.version.as_param()
+    );
+    AwsError {
+        hint: Some(match err.hint {
+            Some(hint) => format!("{hint}; {look}"),
+            None => format!("Check {look}"),
+        }),
+        ..err
+    }
 }
 
 fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {

@@ -243,8 +243,8 @@ pub(crate) struct Tag {
     pub(crate) value: String,
 }
 
-/// EC2's 50 tags per resource, less the tool's own (at most 12).
-const MAX_USER_TAGS: usize = 38;
+/// EC2's 50 tags per resource, less the tool's own (at most 13).
+const MAX_USER_TAGS: usize = 37;
 
 /// Parses `key=value` pairs, one per line or separated by commas.
 pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput> {
@@ -308,7 +308,7 @@ pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput>
             "tags",
             None,
             format!(
-                "{} tags given; EC2 allows 50 per resource and the tool sets up to 12, so give at most {MAX_USER_TAGS}",
+                "{} tags given; EC2 allows 50 per resource and the tool sets up to 13, so give at most {MAX_USER_TAGS}",
                 tags.len()
             ),
         ));

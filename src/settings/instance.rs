@@ -62,6 +62,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) instance_profile: Option<InstanceProfile>,
     /// The launch template that supplies what the inputs leave unset.
     pub(crate) launch_template: Option<LaunchTemplate>,
+    /// The template's volumes that the launch marks DeleteOnTermination.
+    pub(crate) template_volumes: Vec<String>,
 }
 
 impl InstanceSettings {
@@ -245,6 +247,7 @@ impl InstanceSettings {
             pre_runner_script,
             instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
             launch_template,
+            template_volumes: Vec::new(),
         })
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct RunContext {
     pub(crate) job: Option<String>,
     /// `GITHUB_REPOSITORY`.
     pub(crate) repository: Option<String>,
+    /// `RUNNER_NAME`: the runner this step runs on.
+    pub(crate) runner_name: Option<String>,
 }
 
 impl RunContext {
@@ -57,6 +59,7 @@ impl RunContext {
             run_attempt: var("GITHUB_RUN_ATTEMPT"),
             job: var("GITHUB_JOB"),
             repository: var("GITHUB_REPOSITORY"),
+            runner_name: var("RUNNER_NAME"),
         }
     }
 }
@@ -388,6 +391,112 @@ impl DoctorSettings {
             region: aws_region(&args.aws)?,
             start,
             instance_type,
+        })
+    }
+}
+
+/// Validated inputs of `rerun`.
+#[derive(Debug)]
+pub(crate) struct RerunSettings {
+    /// GitHub side, scoped to the run's repository.
+    pub(crate) github: GithubSettings,
+    /// Region override.
+    pub(crate) region: Option<String>,
+    /// The run's repository.
+    pub(crate) repository: Repository,
+    /// The finished run.
+    pub(crate) run_id: u64,
+    /// The attempt that finished.
+    pub(crate) run_attempt: u32,
+    /// Report only.
+    pub(crate) dry_run: bool,
+}
+
+/// What a `workflow_run` event says of its run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct WorkflowRunEvent {
+    /// `workflow_run.id`.
+    pub(crate) run_id: Option<u64>,
+    /// `workflow_run.run_attempt`.
+    pub(crate) run_attempt: Option<u32>,
+    /// `workflow_run.repository.full_name`.
+    pub(crate) repository: Option<String>,
+}
+
+impl WorkflowRunEvent {
+    /// Reads the event payload Actions writes to GITHUB_EVENT_PATH.
+    // NOTE: https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_run
+    pub(crate) fn parse(payload: &str) -> Self {
+        let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+        let run = &value["workflow_run"];
+        Self {
+            run_id: run["id"].as_u64(),
+            run_attempt: run["run_attempt"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok()),
+            repository: run["repository"]["full_name"].as_str().map(str::to_owned),
+        }
+    }
+
+    fn from_env() -> Self {
+        std::env::var("GITHUB_EVENT_PATH")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|text| Self::parse(&text))
+            .unwrap_or_default()
+    }
+}
+
+impl RerunSettings {
+    /// Validates every input of `rerun`; the run comes from the inputs or,
+    /// by default, from the `workflow_run` event that triggered the job.
+    pub(crate) fn from_args(args: &crate::cli::RerunArgs) -> Result<Self, InvalidInput> {
+        let event = WorkflowRunEvent::from_env();
+        let missing = "is missing; run rerun from a workflow triggered by `workflow_run: types: [completed]` (see examples/rerun.yml), or give run-id and run-attempt";
+        let run_id = match parse_number("run-id", &args.run_id, 1, u64::MAX)? {
+            Some(id) => id,
+            None => event
+                .run_id
+                .ok_or_else(|| InvalidInput::new("run-id", None, missing))?,
+        };
+        let run_attempt = match parse_number("run-attempt", &args.run_attempt, 1, 1000)? {
+            Some(n) => n,
+            None if present(&args.run_id).is_some() => {
+                return Err(InvalidInput::new(
+                    "run-attempt",
+                    None,
+                    "is needed with run-id: the attempt whose machines to look at (1 for a first run)",
+                ));
+            }
+            None => event
+                .run_attempt
+                .ok_or_else(|| InvalidInput::new("run-attempt", None, missing))?,
+        };
+        // The run's own repository, whatever scope the runners had.
+        let repository = present(&args.github.repository)
+            .map(str::to_owned)
+            .or(event.repository)
+            .or_else(|| std::env::var("GITHUB_REPOSITORY").ok())
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "repository",
+                    None,
+                    "is missing; give the run's `owner/name` (GITHUB_REPOSITORY is not set outside Actions)",
+                )
+            })?;
+        let repository = Repository::parse(&repository)?;
+        let mut github_args = args.github.clone();
+        github_args.organization = None;
+        github_args.repository = Some(repository.to_string());
+        Ok(Self {
+            github: GithubSettings::from_args(&github_args)?,
+            region: aws_region(&args.aws)?,
+            repository,
+            run_id,
+            run_attempt,
+            dry_run: parse_bool("dry-run", &args.dry_run, false)?,
         })
     }
 }

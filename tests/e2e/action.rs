@@ -39,6 +39,9 @@ const START_OUTPUTS: [&str; 8] = [
     "price-per-hour",
 ];
 
+/// What `rerun` writes.
+const RERUN_OUTPUTS: [&str; 1] = ["rerun"];
+
 fn repo_root() -> PathBuf {
     crate::harness::repo_root()
 }
@@ -1251,7 +1254,7 @@ fn install_script_refuses_what_it_cannot_trust_or_run() {
     );
     assert_eq!(code, 2);
     assert!(
-        stdout.contains("::error title=ec2-spot-runner::input `mode`: 'restart' is not a mode; use start, stop or cleanup"),
+        stdout.contains("::error title=ec2-spot-runner::input `mode`: 'restart' is not a mode; use start, stop, cleanup or rerun"),
         "{stdout}"
     );
 }
@@ -1290,7 +1293,7 @@ fn cli_flags(mode: &str) -> BTreeSet<String> {
 fn action_yml_matches_the_cli_exactly() {
     let action = yaml(&repo_root().join("action.yml"));
     let inputs = action["inputs"].as_object().expect("inputs");
-    let modes = ["start", "stop", "cleanup"];
+    let modes = ["start", "stop", "cleanup", "rerun"];
     let mut used_by: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for mode in modes {
         for flag in cli_flags(mode) {
@@ -1306,7 +1309,7 @@ fn action_yml_matches_the_cli_exactly() {
     let cli: BTreeSet<&str> = used_by.keys().map(String::as_str).collect();
     assert_eq!(
         declared, cli,
-        "action.yml inputs vs the options of start, stop and cleanup"
+        "action.yml inputs vs the options of start, stop, cleanup and rerun"
     );
     for name in own {
         assert!(inputs.contains_key(name), "input {name}");
@@ -1356,10 +1359,13 @@ fn action_yml_matches_the_cli_exactly() {
     assert_eq!(env["INPUT_MODE"], "${{ inputs.mode }}");
     assert_eq!(env["EC2SR_BIN"], "${{ steps.install.outputs.path }}");
 
-    // The outputs are the ones start writes.
+    // The outputs are the ones start and rerun write.
     let outputs = action["outputs"].as_object().expect("outputs");
     let names: BTreeSet<&str> = outputs.keys().map(String::as_str).collect();
-    assert_eq!(names, START_OUTPUTS.into_iter().collect());
+    assert_eq!(
+        names,
+        START_OUTPUTS.into_iter().chain(RERUN_OUTPUTS).collect()
+    );
     for (name, output) in outputs {
         assert_eq!(
             output["value"],

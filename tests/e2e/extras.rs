@@ -217,7 +217,13 @@ fn a_launch_template_supplies_what_the_inputs_leave_unset_and_never_what_the_too
         .find(|l| l.contains("this start sets over the template"))
         .unwrap_or_else(|| panic!("no override warning in {}", run.all()))
         .to_owned();
-    for field in ["user data", "terminate", "IMDSv2", "DisableApiTermination"] {
+    for field in [
+        "user data",
+        "InstanceInitiatedShutdownBehavior stop",
+        "IMDSv2",
+        "DisableApiTermination",
+        "DeleteOnTermination of /dev/xvdf",
+    ] {
         assert!(warning.contains(field), "{field} not in: {warning}");
     }
     assert!(
@@ -228,9 +234,15 @@ fn a_launch_template_supplies_what_the_inputs_leave_unset_and_never_what_the_too
         "{}",
         run.summary
     );
-    // Termination protection from the template would make stop fail.
+    // Termination protection from the template would make stop fail, and
+    // its data volume (DeleteOnTermination unset) would outlive the machine.
     env.stop_runner(run.output("label"), &[]).assert_ok();
     assert!(env.live_instances().is_empty(), "stop terminated it");
+    assert_eq!(
+        env.volumes_left(),
+        Vec::<String>::new(),
+        "no volume of the machine is left billing"
+    );
 
     // doctor reads the template and dry-runs the same launch.
     let doctor = env.run_app(&["doctor"], &only_template);
@@ -309,6 +321,32 @@ fn a_launch_template_supplies_what_the_inputs_leave_unset_and_never_what_the_too
         run.error()
     );
     assert_eq!(launches(&env).len(), before, "nothing more was launched");
+
+    // A value EC2 refuses that came from the template: the error says to
+    // look at the template, not only at the input that was never set.
+    let groups = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::M7iLarge)
+        .security_group_ids("sg-0000000000000000a")
+        .build();
+    let (_, v4) = env.launch_template("ci-runner", groups);
+    let v4 = v4.to_string();
+    let run = env.start_runner(&[
+        ("INPUT_LAUNCH_TEMPLATE", "ci-runner"),
+        ("INPUT_LAUNCH_TEMPLATE_VERSION", &v4),
+        ("INPUT_IMAGE_ID", ""),
+        ("INPUT_INSTANCE_TYPES", ""),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("InvalidGroup.NotFound")
+            && run.error().contains(&format!(
+                "describe-launch-template-versions --launch-template-id {id} --versions {v4}"
+            )),
+        "{}",
+        run.error()
+    );
+    assert!(env.live_instances().is_empty());
 
     // With only the six actions the template cannot be read: one error
     // naming the permission, and doctor says the same.

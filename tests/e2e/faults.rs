@@ -133,6 +133,30 @@ fn a_github_outage_fails_clearly_and_launches_nothing() {
 }
 
 #[test]
+fn a_deadline_that_ends_the_retries_names_what_kept_failing() {
+    let env = Env::start();
+    // Slow 503s: the start's timeout ends the retries before they run out.
+    env.github_faults(
+        json!([{"method": "POST", "path": "generate-jitconfig$", "status": 503, "delay_ms": 3000,
+                              "body": {"message": "Service Unavailable"}}]),
+    );
+    let run = env.start_runner(&[("INPUT_TIMEOUT", "10s")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let error = run.error();
+    assert!(
+        error.contains("did not finish within the timeout of 10s"),
+        "a timeout: {error}"
+    );
+    assert!(
+        error.contains("retried, which failed with")
+            && error.contains("HTTP 503")
+            && error.contains("Service Unavailable"),
+        "{error}"
+    );
+    assert!(env.instances().is_empty(), "nothing launched");
+}
+
+#[test]
 fn a_rate_limit_longer_than_a_job_should_wait_fails_with_the_reset_time() {
     let env = Env::start();
     env.github_faults(

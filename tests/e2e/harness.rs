@@ -613,6 +613,23 @@ impl Env {
         })
     }
 
+    /// The volumes (ids) that exist but are attached to no instance.
+    pub fn volumes_left(&self) -> Vec<String> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            let out = client
+                .describe_volumes()
+                .send()
+                .await
+                .expect("DescribeVolumes");
+            out.volumes()
+                .iter()
+                .filter(|v| v.attachments().is_empty())
+                .filter_map(|v| v.volume_id().map(str::to_owned))
+                .collect()
+        })
+    }
+
     /// Stores a Parameter Store parameter directly in moto (as its admin).
     pub fn put_parameter(&self, name: &str, value: &str) {
         let rt = tokio::runtime::Builder::new_current_thread()

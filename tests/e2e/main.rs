@@ -15,5 +15,6 @@ mod orphans;
 mod placement;
 mod readme;
 mod real_ec2;
+mod rerun;
 mod secrets;
 mod start_stop;
