@@ -2073,10 +2073,55 @@ def iam_state(region_free: bool = True) -> Any:
         return None
 
 
+# NOTE: Canonical publishes its Ubuntu AMI ids as public parameters under
+# /aws/service/canonical/ubuntu/server/RELEASE/stable/current/ARCH/hvm/ebs-gp3/ami-id
+# (https://documentation.ubuntu.com/aws/aws-how-to/instances/find-ubuntu-images/);
+# moto 5.2.5 has only Amazon Linux's. The shim adds the 24.04 amd64 one,
+# naming a Canonical-owned (099720109477) x86_64 image moto ships (its
+# newest Ubuntu, 16.04): the name is Canonical's, the value the stand-in's.
+CANONICAL_PARAMETERS = {
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id": "ami-785db401",
+}
+
+
+def patch_moto_ssm() -> None:
+    """Loads CANONICAL_PARAMETERS the way moto loads Amazon Linux's: on the
+    first lookup under /aws/service/canonical/."""
+    from moto.ssm.models import Parameter, ParameterDict
+
+    if getattr(ParameterDict._check_loading_status, "_ec2sr_patched", False):
+        return
+    original = ParameterDict._check_loading_status
+
+    def check_loading_status(self: Any, key: str) -> None:
+        original(self, key)
+        if str(key or "").startswith("/aws/service/canonical/") and not getattr(self, "_ec2sr_canonical", False):
+            self._ec2sr_canonical = True
+            for name, value in CANONICAL_PARAMETERS.items():
+                super(ParameterDict, self).__getitem__(name).append(
+                    Parameter(
+                        account_id=self.account_id,
+                        name=name,
+                        value=value,
+                        parameter_type="String",
+                        description=None,
+                        allowed_pattern=None,
+                        keyid=None,
+                        last_modified_date=time.time(),
+                        version=1,
+                        data_type="aws:ec2:image",
+                    )
+                )
+
+    check_loading_status._ec2sr_patched = True  # type: ignore[attr-defined]
+    ParameterDict._check_loading_status = check_loading_status  # type: ignore[assignment]
+
+
 def make_server(host: str, port: int, moto_url: str, in_process_moto: bool = False, verbose: bool = False) -> tuple[QuietServer, Ec2Shim]:
     global _ACTIVE_STATE
     if in_process_moto:
         patch_moto()
+        patch_moto_ssm()
     shim = Ec2Shim(moto_url, in_process_moto=in_process_moto, verbose=verbose)
     if in_process_moto:
         _ACTIVE_STATE = shim.state

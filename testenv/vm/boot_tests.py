@@ -618,10 +618,10 @@ def timeline(exited, lines):
 
 class Scenario:
     def __init__(self, name, doc, inputs, job="sleep", seconds="5", runner="installed", reboot=False,
-                 download=False, timeout=600, mirror=False, libicu=True, nvme=0):
+                 download=False, timeout=600, mirror=False, libicu=True, nvme=0, docker=False):
         self.name, self.doc, self.inputs, self.job, self.seconds = name, doc, inputs, job, seconds
         self.runner, self.reboot, self.download, self.timeout = runner, reboot, download, timeout
-        self.mirror, self.libicu, self.nvme = mirror, libicu, nvme
+        self.mirror, self.libicu, self.nvme, self.docker = mirror, libicu, nvme, docker
 
 
 SCENARIOS = {
@@ -629,8 +629,9 @@ SCENARIOS = {
         "job-runs",
         "pre-installed runner as the runner user with the JIT config in its environment, a job that "
         "waits for cloud-init, looks for the JIT config and uses sudo, a spot notice meanwhile; two NVMe disks "
-        "(instance store) in RAID 0 as the work folder; power-off when the runner exits",
-        {}, job="probe", seconds="30", nvme=2),
+        "(instance store) in RAID 0 as the work folder and, Docker being installed (a stand-in), Docker's "
+        "data root, the runner user in the docker group; power-off when the runner exits",
+        {}, job="probe", seconds="30", nvme=2, docker=True),
     "idle-timeout": Scenario(
         "idle-timeout", "no job comes: the idle watchdog powers off after idle-timeout (60s)",
         {"INPUT_IDLE_TIMEOUT": "60s"}, job="none"),
@@ -686,6 +687,8 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
             args += f" ec2sr.runner={sc.runner}"
         if not sc.libicu:
             args += " ec2sr.libicu=none"
+        if sc.docker:
+            args += " ec2sr.docker=fake"
         if sc.download:
             download = Download(image)
         boot = Boot(qemu, image, out, user_data, instance_type, zone, args, reboot=sc.reboot, download=download,
@@ -793,6 +796,13 @@ def check_job_runs(sc, r, lines, calls, settings, standins, download, outputs):
     r.expect(work.get("writable") and work.get("mount", "").split()[1:2] == ["ext4"]
              and "/dev/md" in work.get("mount", ""),
              f"the job's work folder is not the RAID 0 of the instance store: {work}")
+    docker = next((p for p in probe if p["kind"] == "docker"), {})
+    r.expect("/dev/md" in docker.get("mount", "") and docker.get("active") == "active"
+             and docker.get("starts_in_data_root") == 1 and "docker" in docker.get("groups", []),
+             f"Docker's data root is not on the instance store, Docker is not running again, or the runner "
+             f"user is not in the docker group: {docker}")
+    r.expect(any(m == "Docker's data root /var/lib/docker is on the instance store" for m in msgs),
+             f"the script did not say it moved Docker's data root: {[m for m in msgs if 'Docker' in m]}")
     sudo = next((p for p in probe if p["kind"] == "sudo"), {})
     r.expect(sudo.get("rc") == 0 and sudo.get("uid") == "0", f"passwordless sudo in the job: {sudo}")
     ps = next((p for p in probe if p["kind"] == "ps"), {})

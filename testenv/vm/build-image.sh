@@ -121,6 +121,13 @@ install -D -m 644 "$here/image/cloud.cfg" "$root/etc/cloud/cloud.cfg.d/99-ec2sr-
 install -D -m 755 "$here/image/hooks.sh" "$root/usr/local/lib/ec2sr-test/hooks.sh"
 install -D -m 644 "$here/image/jobs/probe.py" "$root/usr/local/lib/ec2sr-test/jobs/probe.py"
 install -D -m 644 "$here/image/ec2sr-test-hooks.service" "$root/etc/systemd/system/ec2sr-test-hooks.service"
+# Docker stand-ins, enabled, that start only where ec2sr.docker=fake made
+# /var/lib/docker (ConditionPathIsDirectory).
+install -D -m 644 "$here/image/fake-docker.service" "$root/etc/systemd/system/docker.service"
+install -D -m 644 "$here/image/fake-docker.socket" "$root/etc/systemd/system/docker.socket"
+mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/sockets.target.wants"
+ln -sf ../docker.service "$root/etc/systemd/system/multi-user.target.wants/docker.service"
+ln -sf ../docker.socket "$root/etc/systemd/system/sockets.target.wants/docker.socket"
 # The pre-installed runner, root-owned as an image would ship it.
 mkdir -p "$root/opt"
 cp -r "$here/image/fake-runner" "$root/opt/actions-runner"

@@ -667,6 +667,19 @@ fn image_id_resolve_ssm_reads_the_parameter_and_checks_the_image_before_launch()
     let instance = env.live_instances().pop().unwrap();
     assert_eq!(instance.image_id(), Some("ami-03c3da4cfa8e8943a"));
     env.stop_runner(run.output("label"), &[]).assert_ok();
+    // Canonical's Ubuntu 24.04 parameter (the stand-in's value: moto's
+    // newest Canonical-owned image).
+    let run = env.start_runner(&[(
+        "INPUT_IMAGE_ID",
+        "resolve:ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+    )]);
+    run.assert_ok();
+    assert!(
+        env.live_instances()
+            .iter()
+            .any(|i| i.image_id() == Some("ami-785db401"))
+    );
+    env.stop_runner(run.output("label"), &[]).assert_ok();
     env.put_parameter("/ci/runner-image", AMI);
     let run = env.start_runner(&[("INPUT_IMAGE_ID", "resolve:ssm:/ci/runner-image")]);
     run.assert_ok();

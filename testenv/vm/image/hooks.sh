@@ -7,6 +7,9 @@
 #   ec2sr.runner=old    make the pre-installed runner an old release (2.300.0),
 #                       with a .env of the image's own
 #   ec2sr.libicu=none   remove libicu, as on Amazon Linux 2023 images
+#   ec2sr.docker=fake   a Docker install: its data root, its group, and its
+#                       service and socket (stand-ins that only write to the
+#                       data root and wait)
 # shellcheck disable=SC2013 # words, not lines: the kernel command line
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
@@ -18,6 +21,12 @@ for arg in $(cat /proc/cmdline); do
 		sed -i 's#"Runner.Listener/[0-9.]*"#"Runner.Listener/2.300.0"#g' /opt/actions-runner/bin/Runner.Listener.deps.json
 		printf 'LANG=C.UTF-8\nIMAGE_SETTING=kept\n' >/opt/actions-runner/.env
 		echo "ec2sr-test: the pre-installed runner is 2.300.0 on this boot" >/dev/console
+		;;
+	ec2sr.docker=fake)
+		mkdir -p /var/lib/docker
+		chmod 710 /var/lib/docker
+		groupadd --system docker
+		echo "ec2sr-test: Docker (a stand-in) is installed on this boot" >/dev/console
 		;;
 	ec2sr.libicu=none)
 		rm -f /usr/lib/x86_64-linux-gnu/libicu*.so.* /usr/lib/aarch64-linux-gnu/libicu*.so.*

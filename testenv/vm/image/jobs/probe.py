@@ -121,6 +121,20 @@ def main():
     # Most jobs install packages: passwordless sudo, as on GitHub-hosted runners.
     p = subprocess.run(["sudo", "-n", "id", "-u"], capture_output=True, text=True, timeout=60)
     say("sudo", rc=p.returncode, uid=p.stdout.strip(), error=p.stderr.strip()[-200:])
+    # Docker (the image's stand-in): its data root on the instance store,
+    # the service running again after the move, the runner user in its group.
+    if os.path.isdir("/var/lib/docker"):
+        p = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", "/var/lib/docker"],
+                           capture_output=True, text=True, timeout=30)
+        # As root (the image has no D-Bus for a user's systemctl, and the
+        # data root is 0710 root): the stand-in writes a line each time it
+        # starts, so a line in the moved (new, empty) root means it restarted.
+        active = subprocess.run(["sudo", "-n", "systemctl", "is-active", "docker.service"], capture_output=True,
+                                text=True, timeout=30).stdout.strip()
+        log = subprocess.run(["sudo", "-n", "cat", "/var/lib/docker/ec2sr-fake-docker.log"], capture_output=True,
+                             text=True, timeout=30).stdout.strip().splitlines()
+        p2 = subprocess.run(["id", "-nG"], capture_output=True, text=True, timeout=30)
+        say("docker", mount=p.stdout.strip(), active=active, starts_in_data_root=len(log), groups=p2.stdout.split())
     say("probe-end")
 
 
