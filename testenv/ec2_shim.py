@@ -1661,6 +1661,7 @@ class RunInstancesCheck:
             self.mappings = self.resolve_mappings()
         self.check_subnet()
         self.check_default_subnet()
+        self.check_group_networks()
         self.check_spot_role()
 
     def check_subnet(self) -> None:
@@ -1692,6 +1693,37 @@ class RunInstancesCheck:
                 f"Value ({zone}) for parameter availabilityZone is invalid. "
                 f"Subnet '{subnet_id}' is in the availability zone {subnet.availability_zone}",
             )
+
+    def check_group_networks(self) -> None:
+        """Security groups must be in the VPC of the subnet the instance
+        lands in: the given one, or a default subnet of the default VPC (the
+        zone's, when placed by zone). moto takes any.
+        NOTE: 400 InvalidParameter "Security group sg-… and subnet subnet-…
+        belong to different networks." (QT-DevOps/DevOpsIssues#256,
+        ansible-collections/amazon.aws#824, philschmid/efsync#16)."""
+        groups = self.get("SecurityGroupIds") or []
+        if not groups or self.get("NetworkInterfaces"):
+            return
+        subnet = None
+        if self.get("SubnetId"):
+            try:
+                subnet = self.backend.get_subnet(self.get("SubnetId"))
+            except Exception:
+                return  # moto's own InvalidSubnetID.NotFound follows
+        else:  # a default subnet: of the zone, or of EC2's choosing
+            defaults = self.backend.get_default_subnets()
+            zone = self.get("Placement.AvailabilityZone")
+            subnet = defaults.get(zone) if zone else next(iter(defaults.values()), None)
+        if subnet is None:
+            return
+        for group in groups:
+            sg = self.backend.get_security_group_from_id(group)
+            if sg is not None and sg.vpc_id != subnet.vpc_id:
+                raise _moto_error(
+                    400,
+                    "InvalidParameter",
+                    f"Security group {group} and subnet {subnet.id} belong to different networks.",
+                )
 
     def apply_template(self) -> None:
         """A LaunchTemplate: EC2's errors for an unknown template or version,

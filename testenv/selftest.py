@@ -776,6 +776,13 @@ def t_launch_template() -> None:
     err = client_error(lambda: ec2.run_instances(ImageId=AMI, SubnetId=subnet, SecurityGroups=["default"], **base))
     assert err == {"code": "InvalidParameterCombination", "status": 400,
                    "message": "The parameter groupName cannot be used with the parameter subnet"}, err
+    # groups of another VPC than the subnet the instance lands in
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    other = ec2.create_security_group(GroupName="selftest-other", Description="x", VpcId=vpc)["GroupId"]
+    for where in ({"SubnetId": subnet}, {"Placement": {"AvailabilityZone": "us-east-1a"}}):
+        err = client_error(lambda: ec2.run_instances(ImageId=AMI, SecurityGroupIds=[other], **where, **base))
+        assert err["code"] == "InvalidParameter" and err["message"].startswith(f"Security group {other} and subnet subnet-") \
+            and err["message"].endswith("belong to different networks."), err
     # network interfaces in the template: no instance-level subnet or groups
     ni = ec2.create_launch_template(
         LaunchTemplateName="selftest-lt-ni",

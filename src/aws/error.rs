@@ -87,6 +87,9 @@ fn hint_for(action: &str, code: Option<&str>, detail: &str) -> Option<String> {
         Some("AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "RequestExpired") => "The AWS credentials were rejected; check that aws-actions/configure-aws-credentials ran in this job and that the keys or role are current".to_owned(),
         Some("InvalidAMIID.NotFound" | "InvalidAMIID.Malformed" | "InvalidAMIID.Unavailable") => "Check `image-id`: the AMI must exist in this region and be shared with this account".to_owned(),
         Some("InvalidSubnetID.NotFound" | "InvalidSubnet") => "Check `subnet-ids`: each subnet must exist in this region".to_owned(),
+        // NOTE: a group must be in the VPC of the subnet the instance lands
+        // in; without subnet-ids that is the default VPC.
+        Some("InvalidParameter") if detail.contains("belong to different networks") => "The security groups are in another VPC than the subnet the instance would land in. Without subnet-ids the tool launches into the default VPC: give subnet-ids of the groups' VPC, or groups of the default VPC".to_owned(),
         Some("InvalidGroup.NotFound" | "InvalidSecurityGroupID.NotFound") => "Check `security-group-ids`: the groups must exist in the subnet's VPC".to_owned(),
         Some("VPCIdNotSpecified" | "MissingInput") => "This region has no default VPC; give `subnet-ids`".to_owned(),
         Some("InvalidParameterValue" | "InvalidParameterCombination") => "Check the instance inputs (instance-types, volume-size, root-device-name) against what the image and region support".to_owned(),

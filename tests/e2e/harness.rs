@@ -630,6 +630,43 @@ impl Env {
         })
     }
 
+    /// Makes a VPC of its own with a subnet in `zone` and a security group,
+    /// directly in moto: (subnet id, group id).
+    pub fn vpc_with_group(&self, zone: &str) -> (String, String) {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            let vpc = client
+                .create_vpc()
+                .cidr_block("10.20.0.0/16")
+                .send()
+                .await
+                .expect("CreateVpc");
+            let vpc = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+            let subnet = client
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block("10.20.1.0/24")
+                .availability_zone(zone)
+                .send()
+                .await
+                .expect("CreateSubnet");
+            let subnet = subnet
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .unwrap()
+                .to_owned();
+            let group = client
+                .create_security_group()
+                .group_name("runners")
+                .description("runners")
+                .vpc_id(&vpc)
+                .send()
+                .await
+                .expect("CreateSecurityGroup");
+            (subnet, group.group_id().unwrap().to_owned())
+        })
+    }
+
     /// Stores a Parameter Store parameter directly in moto (as its admin).
     pub fn put_parameter(&self, name: &str, value: &str) {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -765,3 +765,29 @@ fn image_id_resolve_ssm_reads_the_parameter_and_checks_the_image_before_launch()
     admin(&mut env);
     assert!(env.live_instances().is_empty());
 }
+
+#[test]
+fn security_groups_of_another_vpc_need_its_subnets() {
+    // Groups of a VPC of the user's own, without subnet-ids: EC2 places the
+    // machine in the default VPC and refuses. The error says what to give.
+    let env = Env::start();
+    let (subnet, group) = env.vpc_with_group("us-east-1a");
+    let run = env.start_runner(&[("INPUT_SECURITY_GROUP_IDS", &group)]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.error().contains("belong to different networks")
+            && run.error().contains("give subnet-ids of the groups' VPC"),
+        "{}",
+        run.error()
+    );
+    assert!(env.live_instances().is_empty());
+    // With a subnet of that VPC it launches.
+    let run = env.start_runner(&[
+        ("INPUT_SECURITY_GROUP_IDS", &group),
+        ("INPUT_SUBNET_IDS", &subnet),
+    ]);
+    run.assert_ok();
+    let instance = env.live_instances().pop().unwrap();
+    assert_eq!(instance.subnet_id(), Some(subnet.as_str()));
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+}

@@ -324,3 +324,66 @@ fn rerun_names_the_permission_and_the_inputs_it_lacks() {
         run.error()
     );
 }
+
+#[test]
+fn two_start_jobs_that_lost_their_machines_rerun_the_whole_run() {
+    // A workflow with two start jobs (x86 and arm, say), each on its own
+    // hosted runner; EC2 reclaims both machines under their jobs. GitHub
+    // takes one job re-run per attempt, so the run is re-run as a whole.
+    let env = Env::start();
+    app_with_actions(&env, "write");
+    let mut machines = Vec::new();
+    for (starter, label) in [
+        ("GitHub Actions 1000000011", "lt-a"),
+        ("GitHub Actions 1000000012", "lt-b"),
+    ] {
+        let run = env.start_runner(&[
+            ("GITHUB_RUN_ID", RUN_ID),
+            ("RUNNER_NAME", starter),
+            ("INPUT_LABEL", label),
+        ]);
+        run.assert_ok();
+        let instance = env
+            .live_instances()
+            .into_iter()
+            .find(|i| tag(i, "ec2-spot-runner:start-runner") == Some(starter))
+            .unwrap();
+        machines.push((
+            starter,
+            instance.instance_id().unwrap().to_owned(),
+            tag(&instance, "ec2-spot-runner:runner-name")
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    let earlier = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let jobs = json!([
+        {"key": "start-a", "runner_name": machines[0].0, "conclusion": "success", "started_at": earlier},
+        {"key": "start-b", "runner_name": machines[1].0, "conclusion": "success", "started_at": earlier},
+        {"key": "build-a", "needs": ["start-a"], "runner_name": machines[0].2, "conclusion": "failure"},
+        {"key": "build-b", "needs": ["start-b"], "runner_name": machines[1].2, "conclusion": "cancelled"}
+    ]);
+    env.post(
+        &format!("{}/_standin/runs", env.github),
+        &json!({"repository": REPO, "id": RUN_ID.parse::<u64>().unwrap(), "jobs": jobs}),
+    );
+    for (_, id, _) in &machines {
+        interrupt(&env, id);
+    }
+    let rerun = env.run_app(&["rerun"], &[("GITHUB_EVENT_PATH", &event(&env, 1))]);
+    rerun.assert_ok();
+    assert_eq!(rerun.output("rerun"), "run");
+    let done = reruns(&env);
+    assert_eq!(done[0]["what"], "run", "{done}");
+    assert_eq!(
+        done[0]["jobs"],
+        json!(["build-a", "build-b", "start-a", "start-b"])
+    );
+    assert!(
+        rerun.summary.contains("the whole run is re-run"),
+        "{}",
+        rerun.summary
+    );
+}
