@@ -51,6 +51,8 @@ pub(crate) struct Template {
     pub(crate) volumes: Vec<(String, Option<bool>)>,
     /// Whether it sets InstanceRequirements (attribute-based types).
     pub(crate) instance_requirements: bool,
+    /// Whether it sets CpuOptions (core count, threads per core).
+    pub(crate) cpu_options: bool,
 }
 
 impl Template {
@@ -161,6 +163,7 @@ pub(crate) async fn read(client: &Client, wanted: &LaunchTemplate) -> Result<Tem
             })
             .collect();
         template.instance_requirements = data.instance_requirements().is_some();
+        template.cpu_options = data.cpu_options().is_some();
     }
     if template.id.is_empty() || template.version == 0 {
         return Err(AwsError {
@@ -190,6 +193,8 @@ pub(crate) struct Applied {
     pub(crate) supplied: Vec<String>,
     /// What an input or the tool sets over the template's value, with why.
     pub(crate) overridden: Vec<String>,
+    /// Template values that apply but may not fit every ranked launch.
+    pub(crate) cautions: Vec<String>,
 }
 
 /// Lets the template supply the image, the instance type, the zone and the
@@ -349,6 +354,23 @@ pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result
             "DisableApiTermination, by false (stop, cleanup and a failed start's undo must terminate the machine)".into(),
         );
     }
+    // CPU options fit the types they were made for; EC2 refuses the others.
+    if template.cpu_options
+        && instance
+            .instance_types
+            .iter()
+            .any(|t| Some(t.as_str()) != template.instance_type.as_deref())
+    {
+        let types = instance
+            .instance_types
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        applied.cautions.push(format!(
+            "its CpuOptions apply to every ranked type ({types}), and EC2 refuses a type they do not fit; list only types they fit, or make a template version without them"
+        ));
+    }
     // A volume that outlived its machine would bill on: each of the
     // template's volumes is sent again with DeleteOnTermination, which EC2
     // merges into the template's mapping for that device.
@@ -389,6 +411,10 @@ pub(crate) fn announce(template: &Template, applied: &Applied) -> String {
             "{named}: this start sets over the template {overridden}"
         ));
         line.push_str(&format!("; set over it: {overridden}"));
+    }
+    for caution in &applied.cautions {
+        crate::actions::warning(&format!("{named}: {caution}"));
+        line.push_str(&format!("; {caution}"));
     }
     line.push('.');
     line
@@ -487,6 +513,24 @@ mod tests {
         let applied = apply(&mut s, &t).unwrap();
         assert!(applied.supplied.is_empty(), "{applied:?}");
         assert_eq!(s.instance.template_volumes, ["/dev/xvdf", "/dev/xvdg"]);
+        assert!(applied.cautions.is_empty(), "{applied:?}");
+        let mut s2 = settings(&[
+            ("image-id", "ami-0fedcba9876543210"),
+            ("instance-types", "m7i.large,c7i.large"),
+        ]);
+        let applied2 = apply(
+            &mut s2,
+            &Template {
+                instance_type: Some("m7i.large".into()),
+                cpu_options: true,
+                ..template()
+            },
+        )
+        .unwrap();
+        assert!(
+            applied2.cautions.len() == 1 && applied2.cautions[0].contains("(m7i.large, c7i.large)"),
+            "{applied2:?}"
+        );
         let all = applied.overridden.join("\n");
         for field in [
             "image",
