@@ -993,6 +993,11 @@ fn launch_error(err: AwsError, failures: &[launch::Failure]) -> Error {
 /// after its SIGINT), so everything happens within `budget`: the instances
 /// and the runners are removed side by side, and what could not be removed
 /// is named, with the label, for the stop job or cleanup to finish.
+/// How long the undo keeps looking for a runner whose JIT request was in
+/// flight, and how often.
+const PENDING_RUNNER_WATCH: Duration = Duration::from_secs(2);
+const PENDING_RUNNER_POLL: Duration = Duration::from_millis(250);
+
 async fn undo(
     settings: &StartSettings,
     client: &Client,
@@ -1054,11 +1059,21 @@ async fn undo(
     let runners = async {
         let Some(github) = github else { return };
         // Runners whose JIT answer never came are looked up by name first.
+        // A request sent just before a cancellation may still be creating
+        // its runner when the first lookup arrives: look again for a moment
+        // (what appears later is an offline runner without a machine, which
+        // cleanup deletes).
         let lookups = pending_names.iter().map(|name| async move {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, github.find_runner(name)).await {
-                Ok(Ok(Some(runner))) => Some((runner.id, name.clone())),
-                _ => None,
+            let until = (Instant::now() + PENDING_RUNNER_WATCH).min(deadline);
+            loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, github.find_runner(name)).await {
+                    Ok(Ok(Some(runner))) => return Some((runner.id, name.clone())),
+                    _ if Instant::now() + PENDING_RUNNER_POLL < until => {
+                        tokio::time::sleep(PENDING_RUNNER_POLL).await;
+                    }
+                    _ => return None,
+                }
             }
         });
         let found = join_all(lookups).await;

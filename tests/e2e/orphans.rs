@@ -380,3 +380,41 @@ fn cleanup_without_github_still_reaps_machines_past_their_lifetime_and_fails() {
         "without runner state, nothing else is touched"
     );
 }
+
+#[test]
+fn a_runner_created_just_after_the_signal_is_still_removed() {
+    // GitHub is still creating the runner when the start is cancelled: the
+    // JIT request's answer never arrives, and the runner appears on GitHub
+    // a moment after the undo first looked for it.
+    let env = Env::start();
+    env.github_faults(
+        json!([{"method": "POST", "path": "generate-jitconfig$", "delay_ms": 1200,
+                              "drop_response": true, "status": 502, "times": 1}]),
+    );
+    let (took, _) = kill_when(&env, &[], |e| {
+        saw(e, "access_tokens") && {
+            std::thread::sleep(Duration::from_millis(300));
+            true
+        }
+    });
+    eprintln!("kill point during the JIT request: undo and exit in {took:?}");
+    // By now GitHub has finished creating it, whenever the tool exited.
+    std::thread::sleep(Duration::from_millis(1500));
+    let state = env.github_state();
+    let created = state["runners"]
+        .as_object()
+        .map(|scopes| {
+            scopes
+                .values()
+                .map(|r| r.as_array().map_or(0, Vec::len))
+                .sum::<usize>()
+        })
+        .unwrap_or(0)
+        + state["deleted_runners"].as_array().map_or(0, Vec::len);
+    assert_eq!(created, 1, "GitHub did create the runner: {state}");
+    assert!(env.runners().is_empty(), "the runner was removed: {state}");
+    assert!(
+        took < Duration::from_secs(7),
+        "within the runner's 7.5 s: {took:?}"
+    );
+}
