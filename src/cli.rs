@@ -215,6 +215,9 @@ pub(crate) struct InstanceArgs {
     /// Give the runner user passwordless sudo, as on GitHub-hosted runners (default true).
     #[arg(long, env = "INPUT_RUNNER_SUDO")]
     pub(crate) runner_sudo: Option<String>,
+    /// On an image without libicu, install it before the runner starts (default false: the runner starts at once with invariant globalization).
+    #[arg(long, env = "INPUT_INSTALL_LIBICU")]
+    pub(crate) install_libicu: Option<String>,
     /// NVMe instance store as the work folder and Docker's data root: auto (default) or off.
     #[arg(long, env = "INPUT_INSTANCE_STORE")]
     pub(crate) instance_store: Option<String>,

@@ -81,6 +81,9 @@ pub(crate) struct UserDataSettings {
     pub(crate) runner_update: bool,
     /// Passwordless sudo for the runner user.
     pub(crate) runner_sudo: bool,
+    /// Install libicu with the package manager when the image lacks it
+    /// (else the runner runs with invariant globalization at once).
+    pub(crate) install_libicu: bool,
     /// Use NVMe instance store as the work folder and Docker's data root.
     pub(crate) instance_store: bool,
     /// Download URL template with `{version}` and `{arch}` placeholders.
@@ -126,6 +129,7 @@ impl fmt::Debug for UserDataSettings {
             .field("sha256_arm64", &self.sha256_arm64)
             .field("runner_update", &self.runner_update)
             .field("runner_sudo", &self.runner_sudo)
+            .field("install_libicu", &self.install_libicu)
             .field("instance_store", &self.instance_store)
             .field("download_url", &self.download_url)
             .field("max_lifetime", &self.max_lifetime)
@@ -142,7 +146,27 @@ impl fmt::Debug for UserDataSettings {
     }
 }
 
-/// Renders the user-data script for these settings.
+/// The first line of the user data: cloud-init (every version since 0.7)
+/// takes a part that starts with it as a boothook, runs it in its network
+/// stage at every boot, as soon as it has read the user data, and strips
+/// this line before it writes the rest to a file of mode 0700 and executes
+/// it (cloudinit/handlers/boot_hook.py). A single part needs no MIME
+/// archive: cloud-init recognises the mark in gzip-compressed user data
+/// too (cloudinit/user_data.py), and the archive's headers would only take
+/// room from EC2's 16 KiB.
+pub(crate) const BOOTHOOK_MARK: &str = "#cloud-boothook\n";
+
+/// The user data for these settings: the rendered script as a boothook.
+pub(crate) fn user_data(s: &UserDataSettings) -> String {
+    let script = render(s);
+    let mut out = String::with_capacity(BOOTHOOK_MARK.len() + script.len());
+    out.push_str(BOOTHOOK_MARK);
+    out.push_str(&script);
+    out
+}
+
+/// Renders the user-data script for these settings, as cloud-init writes
+/// it to its file (without [`BOOTHOOK_MARK`]).
 pub(crate) fn render(s: &UserDataSettings) -> String {
     let block = settings_block(s);
     let mut out = String::with_capacity(TEMPLATE.len() + block.len());
@@ -187,7 +211,7 @@ fn settings_block(s: &UserDataSettings) -> String {
     let max_lifetime = whole_seconds(s.max_lifetime).to_string();
     let idle_timeout = whole_seconds(s.idle_timeout).to_string();
     let flag = |on: bool| if on { "1" } else { "" };
-    let settings: [(&str, &str); 16] = [
+    let settings: [(&str, &str); 17] = [
         ("JIT_CONFIG", &s.jit_config),
         ("RUNNER_NAME", &s.runner_name),
         ("RUNNER_LABEL", &s.label),
@@ -199,6 +223,7 @@ fn settings_block(s: &UserDataSettings) -> String {
         ("RUNNER_UPDATE", flag(s.runner_update)),
         ("RUNNER_SUDO", flag(s.runner_sudo)),
         ("INSTANCE_STORE", flag(s.instance_store)),
+        ("INSTALL_LIBICU", flag(s.install_libicu)),
         ("RUNNER_DOWNLOAD_URL", &s.download_url),
         ("MAX_LIFETIME_SECONDS", &max_lifetime),
         ("IDLE_TIMEOUT_SECONDS", &idle_timeout),
@@ -300,6 +325,7 @@ mod tests {
             sha256_arm64: RUNNER_RELEASES[0].sha256_arm64.into(),
             runner_update: true,
             runner_sudo: true,
+            install_libicu: false,
             instance_store: true,
             download_url: DEFAULT_DOWNLOAD_URL.into(),
             max_lifetime: Duration::from_secs(6 * 3600),
@@ -537,7 +563,7 @@ mod tests {
         // src/Runner.Listener/CommandSettings.cs): the JIT config never sits on
         // a command line for `ps` to show.
         assert!(TEMPLATE.contains("export ACTIONS_RUNNER_INPUT_JITCONFIG=\"$JIT_CONFIG\""));
-        assert!(TEMPLATE.contains("as_runner ./run.sh 2>&1"));
+        assert!(TEMPLATE.contains(r#"as_runner ${reset[@]+"${reset[@]}"} ./run.sh 2>&1"#));
         assert!(!TEMPLATE.contains("--jitconfig"));
     }
 
@@ -645,13 +671,13 @@ mod tests {
             pre_runner_script: Some("apt-get install -y build-essential\n".repeat(40)),
             ..settings()
         };
-        let script = render(&s);
+        let script = user_data(&s);
         let encoded =
             crate::aws::launch::encode_user_data(&script).unwrap_or_else(|e| panic!("{e}"));
         let gzipped = aws_smithy_types::base64::decode(&encoded).unwrap().len();
-        // At least 4 KiB stay free for a longer pre-runner script.
+        // At least 3.5 KiB stay free for a longer pre-runner script.
         assert!(
-            gzipped <= USER_DATA_LIMIT - 4096,
+            gzipped <= USER_DATA_LIMIT - 3584,
             "{gzipped} bytes gzipped, of EC2's {USER_DATA_LIMIT}"
         );
         let bare = render(&UserDataSettings {
@@ -661,10 +687,22 @@ mod tests {
         // EC2 counts the gzipped bytes (checked above); this bound only
         // keeps the script's growth from going unnoticed.
         assert!(
-            bare.len() <= 20 * 1024,
+            bare.len() <= 24 * 1024,
             "the script alone is {} bytes",
             bare.len()
         );
+    }
+
+    #[test]
+    fn user_data_is_a_boothook_whose_file_starts_with_the_shebang() {
+        let data = user_data(&settings());
+        // cloud-init strips exactly this line (case-sensitive) and runs the
+        // rest as a file, so the next line must be the interpreter's.
+        let rest = data
+            .strip_prefix("#cloud-boothook\n")
+            .expect("the boothook mark");
+        assert!(rest.starts_with("#!/bin/bash\n"), "{}", &rest[..40]);
+        assert_eq!(rest, render(&settings()));
     }
 
     #[test]
@@ -804,6 +842,7 @@ mod tests {
             sha256_arm64: get("RUNNER_SHA256_ARM64"),
             runner_update: get("RUNNER_UPDATE") == "1",
             runner_sudo: get("RUNNER_SUDO") == "1",
+            install_libicu: get("INSTALL_LIBICU") == "1",
             instance_store: get("INSTANCE_STORE") == "1",
             download_url: get("RUNNER_DOWNLOAD_URL"),
             max_lifetime: secs("MAX_LIFETIME_SECONDS"),

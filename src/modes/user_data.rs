@@ -15,7 +15,7 @@ pub(crate) fn render_for(
     runner_name: &str,
     jit_config: &str,
 ) -> String {
-    userdata::render(&UserDataSettings {
+    userdata::user_data(&UserDataSettings {
         jit_config: jit_config.to_owned(),
         runner_name: runner_name.to_owned(),
         label: instance.label.as_str().to_owned(),
@@ -26,6 +26,7 @@ pub(crate) fn render_for(
         sha256_arm64: runner.sha256_arm64.clone().unwrap_or_default(),
         runner_update: instance.runner_update,
         runner_sudo: instance.runner_sudo,
+        install_libicu: instance.install_libicu,
         instance_store: instance.instance_store,
         download_url: userdata::DEFAULT_DOWNLOAD_URL.to_owned(),
         max_lifetime: instance.max_lifetime,

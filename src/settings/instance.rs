@@ -54,6 +54,8 @@ pub(crate) struct InstanceSettings {
     pub(crate) runner_update: bool,
     /// Passwordless sudo for the runner user.
     pub(crate) runner_sudo: bool,
+    /// Install libicu before the runner starts when the image lacks it.
+    pub(crate) install_libicu: bool,
     /// NVMe instance store as the work folder and Docker's data root.
     pub(crate) instance_store: bool,
     /// Script run before the runner.
@@ -238,6 +240,7 @@ impl InstanceSettings {
             runner_version_pinned: present(&args.runner_version).is_some(),
             runner_update: parse_bool("runner-update", &args.runner_update, true)?,
             runner_sudo: parse_bool("runner-sudo", &args.runner_sudo, true)?,
+            install_libicu: parse_bool("install-libicu", &args.install_libicu, false)?,
             instance_store: parse_choice(
                 "instance-store",
                 &args.instance_store,

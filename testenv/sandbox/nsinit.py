@@ -59,6 +59,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, power_cut)
 
+    if cfg.get("signals_ignored"):
+        # As a background command of a non-interactive shell starts.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     output = open(f"{state}/script-output.log", "ab")
     start = time.time()
     with open(f"{state}/t0", "w") as f:

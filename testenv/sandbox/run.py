@@ -57,6 +57,7 @@ NSINIT = HERE / "nsinit.py"
 FAKE_VERSION = "2.999.0"
 STATE = "/run/ec2sr-test"  # the harness's own corner of the sandbox, as seen inside
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ec2-spot-runner: .*$")
+INSTANCE_ID = "i-0123456789abcdef0"
 SPOT_ACTION = {"action": "terminate", "time": "2026-11-28T12:34:56Z"}
 HOSTILE = "'\"$(touch /tmp/pwned)`touch /tmp/pwned` \\ ünïcødé ✓ -x --flag $HOME ${PATH} ;|&<>*?~ \\'\n# not a comment\n"
 
@@ -68,8 +69,12 @@ class HarnessError(Exception):
 # ---------------------------------------------------------------- scenarios
 
 def scenario(doc, settings=None, runner=None, preinstall=(), stubs=(), hide=(), spot_after=None,
-             home_modes=None, preinstall_version=None, hide_icu=False, pkg_install="fail"):
+             home_modes=None, preinstall_version=None, hide_icu=False, pkg_install="fail", environment=None,
+             booted_before=False, signals_ignored=False):
     return {
+        "signals_ignored": signals_ignored,
+        "environment": environment,
+        "booted_before": booted_before,
         "preinstall_version": preinstall_version,
         "hide_icu": hide_icu,
         "pkg_install": pkg_install,
@@ -144,12 +149,40 @@ SCENARIOS = {
     "runner-update-off": scenario(
         "the same old runner with RUNNER_UPDATE off: no download, it runs as it is",
         settings={"RUNNER_UPDATE": ""}, preinstall=["/opt/actions-runner"], preinstall_version="2.300.0"),
+    "libicu-absent": scenario(
+        "no libicu on the machine: no package manager runs, the runner starts at once with invariant "
+        "globalization and one line says so",
+        hide_icu=True, pkg_install="ok", stubs=["dnf"]),
     "libicu-installed": scenario(
-        "no libicu on the machine: apt-get installs it, the runner runs with full globalization",
-        hide_icu=True, pkg_install="ok"),
+        "no libicu, INSTALL_LIBICU: apt-get installs it, the runner runs with full globalization",
+        settings={"INSTALL_LIBICU": "1"}, hide_icu=True, pkg_install="ok"),
     "libicu-missing": scenario(
-        "no libicu and dnf fails: the runner runs with invariant globalization and a WARNING says so",
-        hide_icu=True, stubs=["dnf"]),
+        "no libicu, INSTALL_LIBICU, and dnf fails: the runner runs with invariant globalization and a "
+        "WARNING says so",
+        settings={"INSTALL_LIBICU": "1"}, hide_icu=True, stubs=["dnf"]),
+    "libicu-zypper": scenario(
+        "no libicu, INSTALL_LIBICU, on openSUSE: zypper has no plain libicu, so the newest libicuNN_N it "
+        "lists is installed",
+        settings={"INSTALL_LIBICU": "1"}, hide_icu=True, pkg_install="ok", stubs=["zypper"]),
+    "image-environment": scenario(
+        "the image's /etc/environment (quoted PATH with /snap/bin, AGENT_TOOLSDIRECTORY, JAVA_HOME_17_X64) "
+        "is the runner's environment, as a login would make it",
+        preinstall=["/opt/actions-runner"],
+        environment='# the image\'s\nPATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin"\n'
+                    "AGENT_TOOLSDIRECTORY=/opt/hostedtoolcache\n  JAVA_HOME_17_X64='/usr/lib/jvm/temurin-17 jdk'\n"
+                    "export EDITOR=vi\nHOME=/root\nnot a setting\n"),
+    "outdated-runner": scenario(
+        "GitHub refuses the runner as too old: with ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1 it "
+        "exits 7; the log names the cause and the fix, and the machine powers off at once",
+        preinstall=["/opt/actions-runner"], runner={"job": "none", "exit_code": "7"}),
+    "signals-ignored": scenario(
+        "the script itself starts with SIGINT and SIGQUIT ignored (as `cmd &` of a non-interactive shell "
+        "starts it): the runner still starts with both at their defaults",
+        preinstall=["/opt/actions-runner"], signals_ignored=True),
+    "boots-again": scenario(
+        "the instance booted before (its mark is on the disk) and cloud-init runs the boothook again: "
+        "power-off at once, no runner, no download",
+        booted_before=True),
     "no-sudo": scenario(
         "RUNNER_SUDO off: no sudoers entry for the runner user", settings={"RUNNER_SUDO": ""}),
 }
@@ -187,6 +220,7 @@ def scenario_settings(name: str, port: int, sha: str) -> dict:
         "RUNNER_UPDATE": "1",
         "RUNNER_SUDO": "1",
         "INSTANCE_STORE": "1",
+        "INSTALL_LIBICU": "",
         "RUNNER_DOWNLOAD_URL": f"http://127.0.0.1:{port}/actions/runner/releases/download/"
         "v{version}/actions-runner-linux-{arch}-{version}.tar.gz",
         "MAX_LIFETIME_SECONDS": "120",
@@ -379,7 +413,7 @@ def prepare_root(out: Path, spec: dict, settings: dict, script: Path, tarball: b
         shutil.rmtree(root)
     root.mkdir(parents=True)
     subprocess.run(["cp", "-a", "/etc", str(root / "etc")], check=True)
-    for d in ("opt", "home", "var/log", "var/mail", "run", "tmp"):
+    for d in ("opt", "home", "var/log", "var/mail", "var/lib", "run", "tmp"):
         (root / d).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "tmp", 0o1777)
     (root / "console").write_bytes(b"")
@@ -399,6 +433,14 @@ def prepare_root(out: Path, spec: dict, settings: dict, script: Path, tarball: b
             shutil.copy(STUBS / name, state / "bin" / name)
     # A machine with sudo installed has this directory.
     (root / "etc/sudoers.d").mkdir(exist_ok=True)
+    env_file = root / "etc/environment"
+    if spec["environment"] is not None:
+        env_file.write_text(spec["environment"])
+    elif env_file.exists():
+        env_file.unlink()
+    if spec["booted_before"]:
+        (root / "var/lib/ec2-spot-runner").mkdir(parents=True)
+        (root / "var/lib/ec2-spot-runner" / INSTANCE_ID).write_text("")
     shutil.copy(script, state / "user-data.sh")
     conf = "".join(f"{k}={v}\n" for k, v in spec["runner"].items())
     (state / "fake-runner.conf").write_text(conf)
@@ -498,7 +540,8 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
         servers.append(imds)
 
         binds = [[str(root / "etc"), "/etc"], [str(root / "opt"), "/opt"], [str(root / "home"), "/home"],
-                 [str(root / "var/log"), "/var/log"], [str(root / "run"), "/run"],
+                 [str(root / "var/log"), "/var/log"], [str(root / "var/lib"), "/var/lib"],
+                 [str(root / "run"), "/run"],
                  [str(root / "tmp"), "/tmp"], [str(root / "console"), "/dev/console"]]
         for mail in ("/var/mail", "/var/spool/mail"):
             if os.path.isdir(mail) and not os.path.islink(mail):
@@ -512,10 +555,13 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
         cfg = {
             "binds": binds,
             "state_dir": STATE,
+            "signals_ignored": spec["signals_ignored"],
             "script": f"{STATE}/user-data.sh",
             "env": {
                 "PATH": f"{STATE}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "EC2SR_IMDS_ENDPOINT": f"http://127.0.0.1:{imds.port}",
+                # What cloud-init gives a boothook.
+                "INSTANCE_ID": INSTANCE_ID,
                 "LANG": "C.UTF-8",
             },
         }
@@ -607,6 +653,7 @@ def collect(name, spec, settings, root, state_dir, imds_state, dl_state, timed_o
             "env": sorted(e.decode(errors="replace").split("=", 1)[0] for e in env),
             "_env_raw": b"\0".join(env),
             "exit_code": (read(rec / "exit-code") or "").strip() or None,
+            "sigign": int((read(rec / "sigign") or "-1").strip() or "-1", 16),
         }
     reasons = [line.split("ec2-spot-runner: powering off: ", 1)[1]
                for line in log.splitlines() if "ec2-spot-runner: powering off: " in line]
@@ -681,11 +728,14 @@ class Checks:
         self.expect(not r["imds_v1_requests"], "metadata read without an IMDSv2 token")
         unit = self.root / "etc/systemd/system/ec2-spot-runner-rebooted.service"
         text = read(unit) or ""
+        if SCENARIOS[r["scenario"]]["booted_before"]:
+            # The unit came from the first boot; this one only powers off.
+            text = "ConditionPathExists=!/run/ec2-spot-runner\nExecStart=-/bin/bash /run/ec2sr-test/user-data.sh --rebooted\nExecStart=/bin/systemctl --no-block poweroff\n"
         self.expect("ConditionPathExists=!/run/ec2-spot-runner\n" in text and "ExecStart=-/bin/bash /run/ec2sr-test/user-data.sh --rebooted\n" in text
                     and "ExecStart=/bin/systemctl --no-block poweroff\n" in text,
                     "the reboot unit is missing or wrong")
         link = self.root / "etc/systemd/system/sysinit.target.wants/ec2-spot-runner-rebooted.service"
-        self.expect(link.is_symlink() and os.readlink(link) == "/etc/systemd/system/ec2-spot-runner-rebooted.service",
+        self.expect(SCENARIOS[r["scenario"]]["booted_before"] or link.is_symlink() and os.readlink(link) == "/etc/systemd/system/ec2-spot-runner-rebooted.service",
                     "the reboot unit is not wanted by sysinit.target")
         self.expect(self.marker not in text, "the JIT config shows in the reboot unit")
         self.expect(not (self.state / "record" / "config-called").exists(), "config.sh was called")
@@ -706,8 +756,16 @@ class Checks:
             self.expect("EC2SR_IMDS_ENDPOINT" not in self.runner["env"],
                         "the bootstrap's environment leaked into the runner's")
             invariant = "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT" in self.runner["env"]
-            self.expect(invariant == (self.r["scenario"] == "libicu-missing"),
+            self.expect(invariant == (self.r["scenario"] in ("libicu-missing", "libicu-absent")),
                         f"DOTNET_SYSTEM_GLOBALIZATION_INVARIANT {'set' if invariant else 'not set'} for run.sh")
+            self.expect(b"ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1" in env,
+                        "run.sh was not asked to exit with 7 when GitHub refuses it as outdated")
+            # A runner started in the background of a non-interactive shell
+            # ignores SIGINT and SIGQUIT, and so would every step (.NET keeps
+            # an ignored signal ignored for its children).
+            ignored = self.runner["sigign"] & ((1 << (signal.SIGINT - 1)) | (1 << (signal.SIGQUIT - 1)))
+            self.expect(self.runner["sigign"] >= 0 and not ignored,
+                        f"run.sh started with SIGINT or SIGQUIT ignored (SigIgn {self.runner['sigign']:#x})")
             sudoers = self.root / "etc/sudoers.d/90-ec2-spot-runner"
             if self.s["RUNNER_SUDO"]:
                 self.expect((read(sudoers) or "") == f"{self.s['RUNNER_USER']} ALL=(ALL) NOPASSWD:ALL\n",
@@ -717,8 +775,8 @@ class Checks:
             else:
                 self.expect(not sudoers.exists(), "a sudoers file was written although RUNNER_SUDO is off")
         calls = (read(self.state / "record" / "pkg-calls") or "").splitlines()
-        if not self.r["scenario"].startswith("libicu-"):
-            self.expect(not calls, f"a package manager ran on a machine with libicu: {calls}")
+        if self.s.get("INSTALL_LIBICU") != "1":
+            self.expect(not calls, f"a package manager ran although INSTALL_LIBICU is off: {calls}")
 
     # -- per scenario
 
@@ -767,6 +825,8 @@ class Checks:
         self.expect(self.r["script_exit_status"] not in (None, 0),
                     f"script exit status {self.r['script_exit_status']}, expected non-zero")
         self.expect(not (self.root / "opt" / "actions-runner").exists(), "the unverified runner was installed")
+        left = sorted(p.name for p in (self.root / "opt").glob(".ec2-spot-runner.*"))
+        self.expect(not left, f"the unverified download was left behind: {left}")
 
     def check_preinstalled(self):
         self.runner_finished()
@@ -817,6 +877,52 @@ class Checks:
                     f"no WARNING naming invariant globalization: {warn}")
         self.expect(any("WARNING: could not install libicu" in line for line in self.r["console"].splitlines()),
                     "the WARNING does not reach the console")
+
+    def check_libicu_absent(self):
+        self.runner_finished()
+        lines = [line for line in self.r["log"].splitlines()
+                 if "libicu" in line and "bootstrap started" not in line]
+        self.expect(len(lines) == 1 and "invariant globalization" in lines[0] and "install-libicu: true" in lines[0],
+                    f"not one line naming invariant globalization and install-libicu: {lines}")
+        self.expect(any("install-libicu: true" in line for line in self.r["console"].splitlines()),
+                    "the line does not reach the console")
+
+    def check_libicu_zypper(self):
+        self.runner_finished()
+        calls = self.pkg_calls()
+        self.expect(calls[-1:] == ["zypper --non-interactive install libicu73_2"],
+                    f"zypper was not asked for the newest libicuNN_N it lists: {calls}")
+        self.expect("libicu installed" in self.r["log"], "the install was not logged")
+
+    def check_image_environment(self):
+        self.runner_finished()
+        env = dict(e.split(b"=", 1) for e in self.runner["_env_raw"].split(b"\0") if b"=" in e) if self.runner else {}
+        want = {b"PATH": b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin",
+                b"AGENT_TOOLSDIRECTORY": b"/opt/hostedtoolcache", b"JAVA_HOME_17_X64": b"/usr/lib/jvm/temurin-17 jdk",
+                b"EDITOR": b"vi", b"HOME": b"/home/runner", b"USER": b"runner"}
+        got = {k: env.get(k) for k in want}
+        self.expect(got == want, f"the runner's environment is not the image's: {got}")
+
+    def check_outdated_runner(self):
+        self.expect(self.runner is not None, "run.sh never started")
+        self.expect((self.r["reason"] or "").startswith("GitHub refused the runner as outdated (run.sh exit status 7)"),
+                    f"power-off reason {self.r['reason']!r}")
+        err = [line for line in self.r["log"].splitlines() if "ERROR: GitHub refused runner" in line]
+        self.expect(len(err) == 1 and FAKE_VERSION in err[0] and "runner-update" in err[0]
+                    and "runner-version" in err[0], f"no line naming the version and the fix: {err}")
+        t = self.r["elapsed_to_poweroff"]
+        self.expect(t is not None and t < int(self.s["IDLE_TIMEOUT_SECONDS"]) / 2,
+                    f"power-off {t}s after the start: not at once")
+
+    def check_boots_again(self):
+        self.expect(self.runner is None, "a runner started on a second boot")
+        self.expect("booted again" in (self.r["reason"] or "") and INSTANCE_ID in (self.r["reason"] or ""),
+                    f"reason {self.r['reason']!r}")
+        self.downloads(0)
+        self.expect("bootstrap started" not in self.r["log"], "the bootstrap went on after noticing the reboot")
+
+    def check_signals_ignored(self):
+        self.runner_finished()
 
     def check_no_sudo(self):
         self.runner_finished()

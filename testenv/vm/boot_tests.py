@@ -286,15 +286,32 @@ def settings_of(script: str) -> dict:
 
 # ---------------------------------------------------------------- download stand-in
 
-def fake_runner_tarball() -> bytes:
+_tarballs = {}
+
+
+def fake_runner_tarball(pad_mb=0) -> bytes:
+    """The fake runner as a release archive; pad_mb of incompressible filler
+    makes it the size of a real one (actions-runner-linux-x64 is ~200 MB)."""
+    if pad_mb in _tarballs:
+        return _tarballs[pad_mb]
     src = HERE / "image/fake-runner"
     raw = io.BytesIO()
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1 if pad_mb else 9) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        if pad_mb:
+            import random
+            data = random.Random(0).randbytes(pad_mb << 20)
+            info = tarfile.TarInfo("externals/padding")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
         for p in sorted(src.rglob("*")):
+            if p.relative_to(src).parts[0] == "_work":
+                continue  # the image's work folder, not part of a release
             info = tar.gettarinfo(str(p), p.relative_to(src).as_posix())
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
             tar.addfile(info, p.open("rb") if p.is_file() else None)
-    return raw.getvalue()
+    _tarballs[pad_mb] = raw.getvalue()
+    return _tarballs[pad_mb]
 
 
 class LocalServer:
@@ -336,8 +353,8 @@ class LocalServer:
 class Download(LocalServer):
     """github.com's release downloads, over TLS with the image's test CA."""
 
-    def __init__(self, image: Path):
-        self.tarball = fake_runner_tarball()
+    def __init__(self, image: Path, tarball: bytes = None):
+        self.tarball = tarball or fake_runner_tarball()
         pattern = re.compile(r"^/actions/runner/releases/download/v[^/]+/actions-runner-linux-(x64|arm64)-[^/]+\.tar\.gz$")
 
         def answer(h):
@@ -605,10 +622,12 @@ def timeline(exited, lines):
         "power_on": 0.0,
         "kernel": first(r"Linux version \d"),
         "systemd": first(r"systemd\[1\]: |Welcome to "),
+        "cloud_init_init": first(r"Cloud-init v\. .* running 'init' at"),
         "cloud_init_final": first(r"running 'modules:final'"),
-        "script_start": first(r"ec2-spot-runner: bootstrap started"),
+        "script_start": first(r"ec2-spot-runner: bootstrap started|ec2sr-peer: script started"),
         "cloud_init_done": first(r"Cloud-init v\. .* finished at"),
         "run_sh_exec": first(r"ec2sr-fake-runner: run\.sh exec$"),
+        "listening": first(r"ec2sr-fake-runner: listener connected"),
         "power_off": round(exited, 2) if exited is not None else None,
     }
     if t["script_start"] is not None and t["run_sh_exec"] is not None and t["run_sh_exec"] > 0:
@@ -618,10 +637,11 @@ def timeline(exited, lines):
 
 class Scenario:
     def __init__(self, name, doc, inputs, job="sleep", seconds="5", runner="installed", reboot=False,
-                 download=False, timeout=600, mirror=False, libicu=True, nvme=0, docker=False):
+                 download=False, timeout=600, mirror=False, libicu=True, nvme=0, docker=False, outdated=False):
         self.name, self.doc, self.inputs, self.job, self.seconds = name, doc, inputs, job, seconds
         self.runner, self.reboot, self.download, self.timeout = runner, reboot, download, timeout
         self.mirror, self.libicu, self.nvme, self.docker = mirror, libicu, nvme, docker
+        self.outdated = outdated
 
 
 SCENARIOS = {
@@ -643,14 +663,18 @@ SCENARIOS = {
         "runner-sha256: both hashes on the console, power-off, no runner",
         {"INPUT_RUNNER_VERSION": FAKE_VERSION, "INPUT_RUNNER_SHA256": "x64=" + "0" * 64 + ",arm64=" + "1" * 64},
         runner="none", download=True),
+    "outdated": Scenario(
+        "outdated", "GitHub refuses the runner as too old: it exits with 7 (the bootstrap asks for that code), "
+        "one line names the cause and the fix, and the machine powers off at once",
+        {}, job="none", outdated=True),
     "reboot": Scenario(
         "reboot", "the machine is reset while the job runs: the next boot powers off at once",
         {}, job="sleep", seconds="inf", reboot=True),
     "update-no-libicu": Scenario(
         "update-no-libicu", "start reads the newest release from a runner-releases-url mirror; the image's "
         "runner is older, so the machine downloads (github.com, forwarded), verifies and runs that release; "
-        "the image has no libicu and apt-get cannot reach a mirror, so the runner runs with invariant "
-        "globalization and the console says so",
+        "the image has no libicu: no package manager runs, the runner starts at once with invariant "
+        "globalization and one console line says so",
         {}, runner="old", download=True, mirror=True, libicu=False),
 }
 
@@ -669,7 +693,10 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
         r.timings["start_s"] = round(time.monotonic() - began, 1)
         user_data = base64.b64decode(call["params"]["UserData"])
         (out / "user-data.gz").write_bytes(user_data)
-        script = gzip.decompress(user_data).decode()
+        text = gzip.decompress(user_data).decode()
+        # A boothook: cloud-init strips the mark and runs the rest.
+        r.expect(text.startswith("#cloud-boothook\n"), "the user data is not a boothook")
+        script = text[len("#cloud-boothook\n"):]
         settings = settings_of(script)
         # The binary embeds the template when it is built: a binary older
         # than src/instance/runner.sh would boot yesterday's script.
@@ -689,6 +716,8 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
             args += " ec2sr.libicu=none"
         if sc.docker:
             args += " ec2sr.docker=fake"
+        if sc.outdated:
+            args += " ec2sr.outdated=1"
         if sc.download:
             download = Download(image)
         boot = Boot(qemu, image, out, user_data, instance_type, zone, args, reboot=sc.reboot, download=download,
@@ -758,6 +787,21 @@ def during_reboot(sc, boot, r):
     _record_exit(boot, sc.timeout)
 
 
+def during_outdated(sc, boot, r):
+    _record_exit(boot, sc.timeout)
+
+
+def check_outdated(sc, r, lines, calls, settings, standins, download, outputs):
+    _reason_check(r, "GitHub refused the runner as outdated (run.sh exit status 7)")
+    msgs = [m for _, m in script_log(lines)]
+    err = [m for m in msgs if m.startswith("ERROR: GitHub refused runner")]
+    r.expect(len(err) == 1 and FAKE_VERSION in err[0] and "runner-update" in err[0] and "runner-version" in err[0],
+             f"no line naming the runner's version and the fix: {err}")
+    t = _elapsed(lines, r"ec2sr-fake-runner: run\.sh exec$", r"ec2-spot-runner: powering off")
+    r.timings["run_sh_to_poweroff_s"] = t
+    r.expect(t is not None and t < 30, f"power-off {t} s after run.sh started: not at once")
+
+
 def during_update_no_libicu(sc, boot, r):
     _record_exit(boot, sc.timeout)
 
@@ -790,12 +834,43 @@ def check_job_runs(sc, r, lines, calls, settings, standins, download, outputs):
              + str([p["comm"] for p in procs if p.get("jit_in_cmdline") or p.get("jitconfig_flag")]))
     store = [m for m in msgs if m.startswith("instance store: ")]
     r.expect(len(store) == 1 and store[0].startswith("instance store: 2 NVMe disk(s), 4 GiB, is the work folder "
-                                                     "/opt/actions-runner/_work"),
+                                                     "/opt/actions-runner/_work, over what the image keeps there"),
              f"the two NVMe disks did not become the work folder: {store}")
     work = next((p for p in probe if p["kind"] == "work-folder"), {})
-    r.expect(work.get("writable") and work.get("mount", "").split()[1:2] == ["ext4"]
-             and "/dev/md" in work.get("mount", ""),
-             f"the job's work folder is not the RAID 0 of the instance store: {work}")
+    r.expect(work.get("writable") and work.get("on_store") and "/dev/md" in " ".join(work.get("store", []))
+             and " ext4" in " ".join(work.get("store", [])),
+             f"what the job writes in its work folder does not land on the RAID 0 of the instance store: {work}")
+    tool = next((p for p in probe if p["kind"] == "tool-cache"), {})
+    r.expect(tool.get("present") is True, f"the image's _work/_tool is hidden by the instance store: {tool}")
+    containerd = next((p for p in probe if p["kind"] == "containerd"), {})
+    r.expect("/dev/md" in containerd.get("mount", "") and containerd.get("active") == "active",
+             f"containerd's image store (Docker 29's default) is not on the instance store: {containerd}")
+    r.expect(any(m == "containerd's image store /var/lib/containerd is on the instance store" for m in msgs),
+             "the script did not say it moved containerd's image store")
+    # SigIgn bit 1 is SIGINT, bit 2 SIGQUIT. Every bash ignores SIGQUIT for
+    # itself and gives its children the disposition it started with (the
+    # fake runner's processes are bash scripts; the real ones are .NET): the
+    # step, which is not a shell, shows what the runner's chain handed down.
+    sig = next((p for p in probe if p["kind"] == "signals"), {})
+    masks = sig.get("ignored", {})
+    r.expect(bool(sig) and {"run.sh", "Runner.Listener", "Runner.Worker", "python3"} <= set(sig.get("chain", []))
+             and not any(m & 0b10 for m in masks.values()) and masks.get("python3") == 0,
+             f"the job or the runner starts with SIGINT or SIGQUIT ignored: {sig}")
+    env = next((p for p in probe if p["kind"] == "image-environment"), {})
+    r.expect(env.get("agent_toolsdirectory") == "/opt/hostedtoolcache" and env.get("path", "").endswith(":/snap/bin")
+             and env.get("java_home") == "/usr/lib/jvm/temurin-17-jdk-amd64",
+             f"the job's environment is not the image's /etc/environment: {env}")
+    pkg = next((p for p in probe if p["kind"] == "package-install"), {})
+    r.expect(pkg.get("rc") == 0 and pkg.get("hello", "").endswith("\nhello from a package"),
+             f"the job's apt-get install did not go through: {pkg}")
+    r.timings["job_package_install_s"] = pkg.get("seconds")
+    quiet = [m for m in msgs if m.startswith("stopped and masked for this machine's life: ")]
+    r.expect(len(quiet) == 1 and "apt-daily.timer" in quiet[0], f"the image's package timers were not stopped: {quiet}")
+    # The early start: run.sh before cloud-init's final stage began.
+    t = timeline(None, lines)
+    r.expect(t.get("run_sh_exec") is not None and t.get("cloud_init_final") is not None
+             and t["run_sh_exec"] < t["cloud_init_final"],
+             f"run.sh did not start before cloud-init's final stage: {t}")
     docker = next((p for p in probe if p["kind"] == "docker"), {})
     r.expect("/dev/md" in docker.get("mount", "") and docker.get("active") == "active"
              and docker.get("starts_in_data_root") == 1 and "docker" in docker.get("groups", []),
@@ -906,9 +981,10 @@ def check_update_no_libicu(sc, r, lines, calls, settings, standins, download, ou
     r.expect(bool(listener) and f"version={FAKE_VERSION} " in listener[0][1],
              f"the runner that ran is not {FAKE_VERSION}: {listener[:1]}")
     r.expect(bool(find(lines, r"ec2sr-test: no libicu on this boot")), "libicu was not removed")
-    warn = [m for m in msgs if m.startswith("WARNING: could not install libicu")]
-    r.expect(len(warn) == 1 and "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1" in warn[0],
-             f"no WARNING about invariant globalization on the console: {warn}")
+    note = [m for m in msgs if "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1" in m]
+    r.expect(len(note) == 1 and note[0].startswith("no libicu on this image") and "install-libicu" in note[0],
+             f"not one console line about invariant globalization: {note}")
+    r.expect(not any("installing it" in m for m in msgs), "a package manager ran before the runner")
     r.expect(bool(listener) and "globalization=invariant" in listener[0][1],
              "the runner did not run with invariant globalization")
     r.expect(not find(lines, r"Couldn't find a valid ICU package"), "the runner stopped for want of ICU")
@@ -933,10 +1009,11 @@ def check_reboot(sc, r, lines, calls, settings, standins, download, outputs):
 
 # ---------------------------------------------------------------- main
 
-def prepare(out: Path):
+def prepare(out: Path, flavor="trimmed"):
     if os.geteuid() != 0:
         raise SystemExit("boot_tests: needs root (the image build)")
-    image = Path(last_line(["bash", str(HERE / "build-image.sh")], "build-image.sh"))
+    image = Path(last_line(["bash", str(HERE / "build-image.sh")], "build-image.sh",
+                           env=dict(os.environ, EC2SR_IMAGE_FLAVOR=flavor)))
     qemu = Qemu()
     qemu.probe_kvm(image)
     out.mkdir(parents=True, exist_ok=True)
@@ -957,7 +1034,16 @@ def main(argv):
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ec2sr-boot-tests")
     ap.add_argument("--jobs", type=int, default=2, help="machines booted side by side (default 2)")
     ap.add_argument("--benchmark", action="store_true", help="print the boot timeline of a plain job; figures only")
-    ap.add_argument("-n", type=int, default=1, help="benchmark boots")
+    ap.add_argument("-n", type=int, default=1, help="benchmark boots a side")
+    ap.add_argument("--config", action="append", choices=sorted(BENCH_CONFIGS),
+                    help="benchmark configuration (repeatable; default preinstalled)")
+    ap.add_argument("--sides", default="ours,before,peer",
+                    help="benchmark sides: ours (the user data start sends), before (the script as of "
+                         f"{BEFORE_REF}), peer (machulav/ec2-github-runner v2.6.1's way); default all three")
+    ap.add_argument("--image", choices=["trimmed", "stock"], default="trimmed",
+                    help="the image: trimmed (the tests' default) or stock (Debian's cloud-init modules, OpenSSH, "
+                         "getty, timers: close to a stock cloud image; for the benchmark)")
+    ap.add_argument("--pad-mb", type=int, default=200, help="size the downloaded runner archive is padded to")
     ap.add_argument("--smp", type=int, default=1, help="vCPUs per machine (default 1)")
     ap.add_argument("--allow-stale-template", action="store_true",
                     help="boot even when the binary's user data is not today's runner.sh (to see an old build's behaviour)")
@@ -981,7 +1067,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        image, qemu, standins = prepare(a.out)
+        image, qemu, standins = prepare(a.out, a.image)
         if a.benchmark:
             return benchmark(a, image, qemu, standins)
         began = time.monotonic()
@@ -1006,23 +1092,139 @@ def main(argv):
         cleanup()
 
 
+# ---------------------------------------------------------------- benchmark
+
+# The script before the boothook (the template as of that commit), to
+# measure the change on the same boots.
+BEFORE_REF = "0454a0f"
+
+
+def before_template():
+    return subprocess.run(["git", "-C", str(REPO), "show", f"{BEFORE_REF}:src/instance/runner.sh"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def peer_user_data(jit: str) -> bytes:
+    """What machulav/ec2-github-runner v2.6.1 has a machine with a
+    pre-installed runner do, with use-jit and runner-home-dir (src/aws.js,
+    read at that tag), said in our own words: cloud-init writes a setup
+    script and starts it in the background from its final stage (runcmd,
+    run by scripts_user); the setup script changes to the runner's
+    directory, allows the runner to run as root, removes a previous
+    registration's files and execs run.sh with the JIT config as its
+    argument. Here it is one shell-script part, which scripts_user runs at
+    the same point of the boot; its output also goes to the console, where
+    the harness reads the timeline (the peer writes it to a log file)."""
+    setup = ("#!/bin/bash\n"
+             "exec > >(tee -a /tmp/runner-setup.log /dev/console) 2>&1\n"
+             "cd /opt/actions-runner\n"
+             "export RUNNER_ALLOW_RUNASROOT=1\n"
+             "rm -f .runner .credentials .credentials_rsaparams\n"
+             f"./run.sh --jitconfig '{jit}'\n")
+    script = ("#!/bin/bash\n"
+              "echo 'ec2sr-peer: script started' >/dev/console\n"
+              "base64 -d >/opt/runner-setup.sh <<'B64'\n"
+              + base64.b64encode(setup.encode()).decode() + "\nB64\n"
+              "chmod 755 /opt/runner-setup.sh\n"
+              "nohup /opt/runner-setup.sh >/dev/null 2>&1 &\n")
+    return gzip.compress(script.encode(), mtime=0)
+
+
+BENCH_CONFIGS = {
+    "preinstalled": ("a pre-installed runner, libicu in the image", {}, dict(runner="installed")),
+    "no-libicu": ("a pre-installed runner, no libicu in the image", {}, dict(runner="installed", libicu=False)),
+    "download": ("no runner in the image: a ~200 MB runner archive downloaded and verified", {},
+                 dict(runner="none", download=True, mirror=True)),
+}
+BENCH_KEYS = ["kernel", "cloud_init_init", "script_start", "run_sh_exec", "listening", "cloud_init_final", "power_off"]
+
+
+def bench_boot(side, config, qemu, image, standins, out, tarball):
+    """One boot of one side; its timeline (seconds from power-on)."""
+    doc, inputs, opts = BENCH_CONFIGS[config]
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = dict(inputs)
+    mirror = download = boot = None
+    try:
+        if opts.get("mirror"):
+            mirror = ReleaseMirror(tarball, FAKE_VERSION)
+            inputs["INPUT_RUNNER_RELEASES_URL"] = mirror.url
+        _, call = standins.start(f"bench-{config}", inputs, out)
+        ours = base64.b64decode(call["params"]["UserData"])
+        settings = settings_of(gzip.decompress(ours).decode())
+        if side == "ours":
+            user_data = ours
+        elif side == "before":
+            user_data = gzip.compress(render.render(settings, before_template()).encode(), mtime=0)
+        else:
+            user_data = peer_user_data(settings["JIT_CONFIG"])
+        args = f"ec2sr.job=sleep ec2sr.job_seconds=1 ec2sr.jit_sha256=0"
+        if opts.get("runner") == "none":
+            args += " ec2sr.runner=none"
+        if opts.get("libicu") is False:
+            args += " ec2sr.libicu=none"
+        if opts.get("download"):
+            download = Download(image, tarball)
+        boot = Boot(qemu, image, out, user_data, call["params"].get("InstanceType", "c7i.large"),
+                    call["params"].get("Placement.AvailabilityZone", "us-east-1a"), args, download=download)
+        if side == "peer":
+            # The peer's machine stays up after its job (its stop job ends it):
+            # the boot ends when the runner has exited.
+            if boot.wait_for(r"ec2sr-fake-runner: run\.sh exits", 900):
+                boot.qmp("quit")
+        exited = boot.wait_exit(900)
+        lines = list(boot.lines)
+        boot.finish()
+        boot = None
+        t = timeline(exited if side != "peer" else None, lines)
+        t["failed"] = t.get("run_sh_exec") is None
+        return t
+    finally:
+        if boot is not None:
+            boot.finish()
+        if download is not None:
+            download.stop()
+        if mirror is not None:
+            mirror.stop()
+
+
 def benchmark(a, image, qemu, standins):
-    sc = Scenario("benchmark", "a pre-installed runner and a 1 s job", {}, job="sleep", seconds="1")
-    rows = []
-    for i in range(a.n):
-        r = run_scenario(sc, qemu, image, standins, a.out / f"benchmark-{i + 1}")
-        if r.failures:
-            print(f"benchmark boot {i + 1} failed: {r.failures}")
-            return 1
-        rows.append(r.timings)
-    keys = ["kernel", "systemd", "cloud_init_final", "script_start", "run_sh_exec", "cloud_init_done", "power_off"]
-    print(f"boot timeline, seconds from power-on ({qemu.accel.upper()}, QEMU 7.2, {SMP} vCPU, 1 GiB; "
-          f"console line arrival times on the host)")
-    print("boot  " + " ".join(f"{k:>16}" for k in keys) + "  script→run.sh  share")
-    for i, t in enumerate(rows, 1):
-        span = (t["run_sh_exec"] - t["script_start"]) if t.get("run_sh_exec") and t.get("script_start") else None
-        print(f"{i:>4}  " + " ".join(f"{t.get(k) if t.get(k) is not None else '-':>16}" for k in keys)
-              + f"  {round(span, 2) if span is not None else '-':>12}  {t.get('script_share', '-')}")
+    import statistics
+    configs = a.config or ["preinstalled"]
+    sides = a.sides.split(",")
+    tarball = fake_runner_tarball(pad_mb=a.pad_mb)
+    print(f"boot timeline, seconds from power-on ({qemu.accel.upper()}, QEMU 7.2, {SMP} vCPU, 1 GiB, "
+          f"image {image.name}; console line arrival times on the host; {a.n} boots a side, sides alternating)")
+    for config in configs:
+        rows = {side: [] for side in sides}
+        for i in range(a.n):
+            for side in (sides if i % 2 == 0 else list(reversed(sides))):
+                if side == "peer" and config != "preinstalled":
+                    continue  # the peer's JIT path takes a pre-installed runner only
+                t = bench_boot(side, config, qemu, image, standins, a.out / f"bench-{config}-{side}-{i + 1}", tarball)
+                rows[side].append(t)
+                print(f"  {config:>12} {side:>6} boot {i + 1}: " + " ".join(
+                    f"{k}={t.get(k)}" for k in BENCH_KEYS if t.get(k) is not None), flush=True)
+        print(f"\n{config}: {BENCH_CONFIGS[config][0]}")
+        print("side    " + " ".join(f"{k:>20}" for k in BENCH_KEYS))
+        medians = {}
+        for side, ts in rows.items():
+            if not ts:
+                continue
+            cells = []
+            for k in BENCH_KEYS:
+                vals = [t[k] for t in ts if t.get(k) is not None]
+                if not vals:
+                    cells.append(f"{'-':>20}")
+                    continue
+                med = statistics.median(vals)
+                medians[(side, k)] = med
+                cells.append(f"{med:>8.1f} ({min(vals):.1f}-{max(vals):.1f})".rjust(20))
+            print(f"{side:<7} " + " ".join(cells))
+        for other in ("peer", "before"):
+            if ("ours", "run_sh_exec") in medians and (other, "run_sh_exec") in medians:
+                print(f"ratio ours/{other}, power-on -> run.sh exec (medians): "
+                      f"{medians[('ours', 'run_sh_exec')] / medians[(other, 'run_sh_exec')]:.2f}")
     return 0
 
 

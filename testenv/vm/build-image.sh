@@ -5,6 +5,14 @@
 #
 #     testenv/vm/build-image.sh            # build unless cached
 #     EC2SR_VM_CACHE=DIR testenv/vm/build-image.sh
+#     EC2SR_IMAGE_FLAVOR=stock testenv/vm/build-image.sh   # close to a stock cloud image
+#
+# Two flavors: "trimmed" (the default, for the tests: no getty, no timers
+# but the apt-daily stand-in, cloud-init with only the modules the runner
+# needs) and "stock" (for the benchmark: Debian's own cloud.cfg with all its
+# modules, OpenSSH and its host keys, getty, the distribution's timers and
+# unattended-upgrades, as on Debian's cloud images). Both carry the test
+# hooks, the fake runner and the stand-ins.
 #
 # The image is cached under ~/.cache/ec2-spot-runner/vm/image-HASH, where
 # HASH covers the recipe: this script and every file under testenv/vm/image/.
@@ -38,7 +46,20 @@ mirror=http://deb.debian.org/debian
 packages=(systemd systemd-sysv udev linux-image-amd64 initramfs-tools kmod cloud-init
 	isc-dhcp-client iproute2 netbase curl ca-certificates sudo procps e2fsprogs tar gzip zstd libicu72 mdadm)
 
+flavor=${EC2SR_IMAGE_FLAVOR:-trimmed}
+case $flavor in
+trimmed) prefix=image ;;
+stock)
+	prefix=image-stock
+	packages+=(openssh-server unattended-upgrades systemd-timesyncd)
+	;;
+*)
+	echo "build-image.sh: EC2SR_IMAGE_FLAVOR is trimmed or stock, not $flavor" >&2
+	exit 2
+	;;
+esac
 recipe=$( (
+	echo "$flavor"
 	cat "$0"
 	cd "$here/image" && find . -type f ! -path '*/__pycache__/*' | LC_ALL=C sort | while read -r f; do
 		printf '%s\n' "$f"
@@ -46,7 +67,7 @@ recipe=$( (
 		cat "$f"
 	done
 ) | sha256sum | cut -c1-16)
-out=$cache/image-$recipe
+out=$cache/$prefix-$recipe
 if [ -f "$out/done" ]; then
 	echo "build-image.sh: cached image $out" >&2
 	echo "$out"
@@ -117,7 +138,12 @@ printf 'localhost\n' >"$root/etc/hostname"
 # DOWNLOAD_ADDR); nothing else resolves, the guest has no DNS.
 printf '127.0.0.1 localhost\n169.254.170.2 github.com\n' >"$root/etc/hosts"
 
-install -D -m 644 "$here/image/cloud.cfg" "$root/etc/cloud/cloud.cfg.d/99-ec2sr-boot-test.cfg"
+if [ "$flavor" = trimmed ]; then
+	install -D -m 644 "$here/image/cloud.cfg" "$root/etc/cloud/cloud.cfg.d/99-ec2sr-boot-test.cfg"
+else
+	# Only the datasource settings: Debian's module lists stay.
+	sed -n '/^datasource_list:/,/^    max_wait:/p' "$here/image/cloud.cfg" >"$root/etc/cloud/cloud.cfg.d/99-ec2sr-boot-test.cfg"
+fi
 install -D -m 755 "$here/image/hooks.sh" "$root/usr/local/lib/ec2sr-test/hooks.sh"
 install -D -m 644 "$here/image/jobs/probe.py" "$root/usr/local/lib/ec2sr-test/jobs/probe.py"
 install -D -m 644 "$here/image/ec2sr-test-hooks.service" "$root/etc/systemd/system/ec2sr-test-hooks.service"
@@ -125,6 +151,27 @@ install -D -m 644 "$here/image/ec2sr-test-hooks.service" "$root/etc/systemd/syst
 # /var/lib/docker (ConditionPathIsDirectory).
 install -D -m 644 "$here/image/fake-docker.service" "$root/etc/systemd/system/docker.service"
 install -D -m 644 "$here/image/fake-docker.socket" "$root/etc/systemd/system/docker.socket"
+install -D -m 644 "$here/image/fake-containerd.service" "$root/etc/systemd/system/containerd.service"
+ln -sf ../containerd.service "$root/etc/systemd/system/multi-user.target.wants/containerd.service"
+# The image's own package timer, as on every Debian and Ubuntu image: a
+# stand-in of apt-daily that fires at boot and holds the dpkg lock (the
+# real one would fail at once here, the guest having no DNS). The stock
+# flavor keeps the real ones.
+if [ "$flavor" = trimmed ]; then
+	install -D -m 644 "$here/image/apt-daily.service" "$root/etc/systemd/system/apt-daily.service"
+	install -D -m 644 "$here/image/apt-daily.timer" "$root/etc/systemd/system/apt-daily.timer"
+	mkdir -p "$root/etc/systemd/system/timers.target.wants"
+	ln -sf ../apt-daily.timer "$root/etc/systemd/system/timers.target.wants/apt-daily.timer"
+fi
+# The image's environment, the way images built like GitHub's keep it.
+install -m 644 "$here/image/environment" "$root/etc/environment"
+# A package for a job to install (apt-get install ./FILE.deb works offline).
+deb=$work/deb
+mkdir -p "$deb/DEBIAN" "$deb/usr/bin"
+printf 'Package: ec2sr-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: boot tests <none@example.invalid>\nDescription: a package a job installs in the boot tests\n' >"$deb/DEBIAN/control"
+printf '#!/bin/sh\necho hello from a package\n' >"$deb/usr/bin/ec2sr-hello"
+chmod 755 "$deb/usr/bin/ec2sr-hello"
+dpkg-deb --root-owner-group --build "$deb" "$root/usr/local/lib/ec2sr-test/ec2sr-hello_1.0_all.deb" >/dev/null
 mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/sockets.target.wants"
 ln -sf ../docker.service "$root/etc/systemd/system/multi-user.target.wants/docker.service"
 ln -sf ../docker.socket "$root/etc/systemd/system/sockets.target.wants/docker.socket"
@@ -132,6 +179,7 @@ ln -sf ../docker.socket "$root/etc/systemd/system/sockets.target.wants/docker.so
 mkdir -p "$root/opt"
 cp -r "$here/image/fake-runner" "$root/opt/actions-runner"
 chown -R 0:0 "$root/opt/actions-runner"
+# (with what the image keeps in its work folder: a tool in _work/_tool)
 chmod -R go-w "$root/opt/actions-runner"
 
 # A test CA the guest trusts, and github.com's certificate from it.
@@ -148,8 +196,8 @@ in_root update-ca-certificates >/dev/null 2>&1
 # Trim: no login prompts, no timers, no hotplug daemon; networkd on (it
 # applies the configuration cloud-init writes for the EC2 network metadata).
 in_root systemctl enable systemd-networkd.service ec2sr-test-hooks.service >/dev/null 2>&1
-for unit in getty@tty1.service serial-getty@ttyS0.service getty.target \
-	apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+[ "$flavor" = stock ] || for unit in getty@tty1.service serial-getty@ttyS0.service getty.target \
+	apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
 	fstrim.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer \
 	cloud-init-hotplugd.socket systemd-pstore.service mdmonitor.service mdmonitor-oneshot.timer \
 	mdcheck_start.timer mdcheck_continue.timer; do
@@ -173,7 +221,7 @@ rm -f "$root/var/lib/dbus/machine-id"
 
 cp -L "$root/vmlinuz" "$work/vmlinuz"
 cp -L "$root/initrd.img" "$work/initrd.img"
-size_mb=$(($(du -sm "$root" | cut -f1) * 13 / 10 + 256))
+size_mb=$(($(du -sm "$root" | cut -f1) * 13 / 10 + 1024))
 mkfs.ext4 -q -F -L root -d "$root" "$work/disk.raw" "${size_mb}M" >&2
 qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
 rm -f "$work/disk.raw"
@@ -185,7 +233,8 @@ mv "$work"/{disk.qcow2,vmlinuz,initrd.img,ca.pem,github.pem,github.key,packages.
 : >"$final/done"
 rm -rf "$out"
 mv "$final" "$out"
-for old in "$cache"/image-*; do
+for old in "$cache/$prefix"-*; do
+	[ "$prefix" = image ] && [[ $old == */image-stock-* ]] && continue
 	[ "$old" = "$out" ] || rm -rf "$old"
 done
 echo "build-image.sh: built $out in $(($(date +%s) - started)) s" >&2

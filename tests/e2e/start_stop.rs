@@ -28,6 +28,13 @@ fn user_data(params: &Value) -> String {
     flate2::read::GzDecoder::new(&bytes[..])
         .read_to_string(&mut script)
         .unwrap();
+    // cloud-init runs it as a boothook: it strips the mark and executes the
+    // rest, which must begin with its interpreter.
+    let script = script
+        .strip_prefix("#cloud-boothook\n")
+        .expect("the user data is a boothook")
+        .to_owned();
+    assert!(script.starts_with("#!/bin/bash\n"));
     script
 }
 

@@ -17,6 +17,7 @@ id -u >"$rec/uid"
 id -nG >"$rec/groups"
 pwd >"$rec/cwd"
 env -0 >"$rec/env"
+sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status >"$rec/sigign"
 
 job=diag
 seconds=0.2

@@ -7,9 +7,10 @@
 #   ec2sr.runner=old    make the pre-installed runner an old release (2.300.0),
 #                       with a .env of the image's own
 #   ec2sr.libicu=none   remove libicu, as on Amazon Linux 2023 images
-#   ec2sr.docker=fake   a Docker install: its data root, its group, and its
-#                       service and socket (stand-ins that only write to the
-#                       data root and wait)
+#   ec2sr.docker=fake   a Docker 29 install with the containerd image store:
+#                       its data root, containerd's root, its group, and the
+#                       docker service and socket and containerd's service
+#                       (stand-ins that only write to their roots and wait)
 # shellcheck disable=SC2013 # words, not lines: the kernel command line
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
@@ -23,10 +24,11 @@ for arg in $(cat /proc/cmdline); do
 		echo "ec2sr-test: the pre-installed runner is 2.300.0 on this boot" >/dev/console
 		;;
 	ec2sr.docker=fake)
-		mkdir -p /var/lib/docker
+		mkdir -p /var/lib/docker /var/lib/containerd
 		chmod 710 /var/lib/docker
+		chmod 711 /var/lib/containerd
 		groupadd --system docker
-		echo "ec2sr-test: Docker (a stand-in) is installed on this boot" >/dev/console
+		echo "ec2sr-test: Docker 29 (a stand-in: dockerd and containerd) is installed on this boot" >/dev/console
 		;;
 	ec2sr.libicu=none)
 		rm -f /usr/lib/x86_64-linux-gnu/libicu*.so.* /usr/lib/aarch64-linux-gnu/libicu*.so.*

@@ -116,7 +116,11 @@ def main():
         written = True
     except OSError:
         pass
-    say("work-folder", path=work, mount=p.stdout.strip(), writable=written)
+    # Where that write landed: the instance store, as root sees it.
+    landed = subprocess.run(["sudo", "-n", "sh", "-c", "findmnt -no SOURCE,FSTYPE --target /mnt/ec2-spot-runner; "
+                             "ls /mnt/ec2-spot-runner/work"], capture_output=True, text=True, timeout=30).stdout
+    say("work-folder", path=work, mount=p.stdout.strip(), writable=written,
+        store=landed.splitlines()[:1], on_store="probe-was-here" in landed.split())
 
     # Most jobs install packages: passwordless sudo, as on GitHub-hosted runners.
     p = subprocess.run(["sudo", "-n", "id", "-u"], capture_output=True, text=True, timeout=60)
@@ -135,6 +139,48 @@ def main():
                              text=True, timeout=30).stdout.strip().splitlines()
         p2 = subprocess.run(["id", "-nG"], capture_output=True, text=True, timeout=30)
         say("docker", mount=p.stdout.strip(), active=active, starts_in_data_root=len(log), groups=p2.stdout.split())
+    # Containerd's image store (Docker 29's default for fresh installs): it
+    # holds the images, so it belongs on the instance store too.
+    if os.path.isdir("/var/lib/containerd"):
+        p = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", "/var/lib/containerd"],
+                           capture_output=True, text=True, timeout=30)
+        active = subprocess.run(["sudo", "-n", "systemctl", "is-active", "containerd.service"], capture_output=True,
+                                text=True, timeout=30).stdout.strip()
+        say("containerd", mount=p.stdout.strip(), active=active)
+
+    # What the image kept in the work folder (its tool cache) is still there.
+    tool = os.path.join(work, "_tool", "ec2sr-probe", "1.0.0", "x64.complete")
+    say("tool-cache", path=tool, present=os.path.exists(tool))
+
+    # Signal dispositions: a step must start with SIGINT and SIGQUIT at their
+    # defaults, or the runner's SIGINT on a cancel does nothing; so must the
+    # runner's own processes, from which the steps inherit them.
+    chain = {}
+    pid = os.getpid()
+    while pid > 1:
+        try:
+            status = open(f"/proc/{pid}/status").read()
+        except OSError:
+            break
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        chain[fields["Name"].strip()] = int(fields["SigIgn"].strip(), 16)
+        pid = int(fields["PPid"].strip())
+    say("signals", ignored={name: mask & 0b110 for name, mask in chain.items()}, chain=sorted(chain))
+
+    # The image's environment (its /etc/environment, as a login reads it).
+    say("image-environment", path=os.environ.get("PATH", ""),
+        agent_toolsdirectory=os.environ.get("AGENT_TOOLSDIRECTORY"),
+        java_home=os.environ.get("JAVA_HOME_17_X64"))
+
+    # A job's first step installs a package: the image's apt-daily, which
+    # takes the dpkg lock at boot, must not be holding it.
+    began = time.monotonic()
+    p = subprocess.run(["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+                        "/usr/local/lib/ec2sr-test/ec2sr-hello_1.0_all.deb"],
+                       capture_output=True, text=True, timeout=300)
+    hello = subprocess.run(["sh", "-c", "command -v ec2sr-hello && ec2sr-hello"], capture_output=True, text=True)
+    say("package-install", rc=p.returncode, seconds=round(time.monotonic() - began, 2),
+        tail=(p.stdout + p.stderr).strip().splitlines()[-3:], hello=hello.stdout.strip())
     say("probe-end")
 
 
