@@ -541,6 +541,7 @@ class Boot:
 # ---------------------------------------------------------------- scenarios
 
 ALLOW_STALE = False
+BEFORE = False
 SMP = 1
 
 
@@ -700,7 +701,12 @@ def run_scenario(sc: Scenario, qemu: Qemu, image: Path, standins: Standins, out:
         settings = settings_of(script)
         # The binary embeds the template when it is built: a binary older
         # than src/instance/runner.sh would boot yesterday's script.
-        if script != render.render(settings, render.TEMPLATE.read_text()):
+        if BEFORE:
+            # The same start's settings in the script as it was before the
+            # boothook: what the checks say of it.
+            user_data = gzip.compress(render.render(settings, before_template()).encode(), mtime=0)
+            r.findings["template"] = f"src/instance/runner.sh as of {BEFORE_REF}"
+        elif script != render.render(settings, render.TEMPLATE.read_text()):
             r.findings["stale_template"] = True
             r.failures.append(f"the user data {BIN} sent is not src/instance/runner.sh as it is now: "
                               "rebuild the binary (cargo build)")
@@ -1040,6 +1046,9 @@ def main(argv):
     ap.add_argument("--sides", default="ours,before,peer",
                     help="benchmark sides: ours (the user data start sends), before (the script as of "
                          f"{BEFORE_REF}), peer (machulav/ec2-github-runner v2.6.1's way); default all three")
+    ap.add_argument("--before", action="store_true",
+                    help=f"boot the script as of {BEFORE_REF} (before the boothook) with each start's settings, "
+                         "to see which checks it fails")
     ap.add_argument("--image", choices=["trimmed", "stock"], default="trimmed",
                     help="the image: trimmed (the tests' default) or stock (Debian's cloud-init modules, OpenSSH, "
                          "getty, timers: close to a stock cloud image; for the benchmark)")
@@ -1048,8 +1057,9 @@ def main(argv):
     ap.add_argument("--allow-stale-template", action="store_true",
                     help="boot even when the binary's user data is not today's runner.sh (to see an old build's behaviour)")
     a = ap.parse_args(argv)
-    global ALLOW_STALE, SMP
+    global ALLOW_STALE, BEFORE, SMP
     ALLOW_STALE = a.allow_stale_template
+    BEFORE = a.before
     SMP = a.smp
     if a.list:
         for s in SCENARIOS.values():
