@@ -12,22 +12,22 @@
 # off deletes it. Every way out ends in a power-off: a machine that cannot
 # run its job must not sit there costing money.
 #
-# It runs in four roles, one process each:
+# It runs in three roles, one process each:
 #   boothook    (no argument) every boot. The first boot of an instance
 #               marks it on the disk, writes the reboot unit, arms the
-#               watchdogs, starts the runner download when one is needed,
-#               hands over to the runner's unit, then readies the instance
-#               store and stops the image's package timers while the unit
-#               runs. A later boot of the same instance powers off.
+#               watchdogs, locates the runner, hands over to the runner's
+#               unit, then readies the instance store and stops the image's
+#               package timers while the unit runs. A later boot of the same
+#               instance powers off.
 #   --unit      ec2-spot-runner.service, a transient systemd unit without
 #               default dependencies, so it starts at once, not after
 #               sysinit.target (which waits for cloud-init's network
-#               stage): the runner user, the runner, its environment, the
-#               work folder on the instance store, the optional pre-runner
-#               script, then run.sh, then the power-off.
-#   --download  the runner download, beside the rest of the boot: nothing
-#               of it is unpacked before its SHA-256 matched, and a
-#               mismatch leaves nothing behind.
+#               stage): the runner download first, in the background, when
+#               one is needed (nothing of it is unpacked before its SHA-256
+#               matched, and a mismatch leaves nothing behind); the runner
+#               user, the runner, its environment, the work folder on the
+#               instance store, the optional pre-runner script, then run.sh,
+#               then the power-off.
 #   --rebooted  the reboot unit, early in any later boot: powers off.
 # Without systemd (or should systemd-run fail) the boothook runs the unit's
 # part itself.
@@ -69,6 +69,9 @@ printf -v START '%(%s)T' -1
 MAX_LIFETIME=$MAX_LIFETIME_SECONDS
 IDLE_TIMEOUT=$IDLE_TIMEOUT_SECONDS
 INSTANCE=""
+DOWNLOAD=""
+DOWNLOAD_PID=""
+STORE_LOCK=""
 RUNNER_PATH=""
 OLD_RUNNER=""
 OLD_VERSION=""
@@ -334,14 +337,6 @@ fetch() {
 	fi
 }
 
-# Waits for a file another role writes when it is done. The watchdogs bound
-# the wait: they power off whatever this is doing.
-await() {
-	while [ ! -e "$1" ]; do
-		sleep 0.1
-	done
-}
-
 # Writes "$2" to the state file $1 at once (a reader never sees half of it).
 tell() {
 	printf '%s\n' "$2" >"$STATE_DIR/$1.tmp" && mv -f -- "$STATE_DIR/$1.tmp" "$STATE_DIR/$1"
@@ -368,15 +363,15 @@ first_boot() {
 	return 0
 }
 
-# Starts the download of RUNNER_VERSION in a process of its own, so that it
-# runs beside the rest of the boot (the runner's unit waits for it only
-# when it needs the runner).
+# The boothook's side: the runner's unit is to download RUNNER_VERSION.
 start_download() {
 	[ -n "$RUNNER_VERSION" ] || fatal "no runner installed and no runner version to download"
-	setsid bash "$SELF" --download </dev/null >/dev/null 2>&1 &
+	DOWNLOAD=1
 }
 
-# The download role: RUNNER_VERSION into a fresh directory next to
+# The download, a background job of the runner's unit (so it gets the unit's
+# CPU weight while the boot goes on, and the unit waits for it without
+# polling): RUNNER_VERSION into a fresh directory next to
 # DOWNLOAD_DIR; unpacked only once its SHA-256 matched. It says how it went
 # in STATE_DIR/download: "ok DIR" (DIR holds the unpacked runner), "failed
 # REASON" (an update may fall back on the old runner) or "fatal REASON" (a
@@ -428,14 +423,14 @@ download_runner() {
 	tell download "ok $work"
 }
 
-# The unit's side of the download: waits for it, then moves the verified
+# The unit's side of the download: waits for the job, then moves the verified
 # runner into DOWNLOAD_DIR. When it replaces an older runner (OLD_RUNNER),
 # that runner's .env and .path (the environment its image gave it) carry
 # over, and a download that failed leaves the old runner in use.
 place_download() {
-	local status detail f
-	await "$STATE_DIR/download"
-	IFS=' ' read -r status detail <"$STATE_DIR/download"
+	local status="" detail="" f
+	wait "$DOWNLOAD_PID"
+	[ -e "$STATE_DIR/download" ] && IFS=' ' read -r status detail <"$STATE_DIR/download"
 	case $status in
 	ok) ;;
 	failed)
@@ -710,8 +705,9 @@ store_data_roots() {
 use_store_for_work() {
 	local work="$RUNNER_PATH/_work" state="" entries=() upper moved="" over=""
 	[ -n "$INSTANCE_STORE" ] || return 0
-	await "$STATE_DIR/store"
-	read -r state STORE_DISKS STORE_GIB <"$STATE_DIR/store"
+	# The boothook holds this lock until the store is ready (no polling).
+	flock -s "$STATE_DIR/store.lock" true 2>/dev/null
+	[ -e "$STATE_DIR/store" ] && read -r state STORE_DISKS STORE_GIB <"$STATE_DIR/store"
 	[ "$state" = ready ] || return 0
 	STORE_READY=1
 	mkdir -p -- "$work"
@@ -848,7 +844,9 @@ start_runner() {
 # later boot (before cloud-init, so before the boothook could notice),
 # powers it off at once (this script with --rebooted, which says so; then
 # systemctl, should that fail). /run is empty after a reboot, so the
-# condition keeps it from acting during this boot.
+# condition keeps it from acting during this boot. The unit and this
+# script's own file are synced: a reset soon after the first boot would
+# otherwise find them empty (ext4 allocates a new file's blocks late).
 install_reboot_unit() {
 	local exec=""
 	[ -d /etc/systemd/system ] || return 0
@@ -858,7 +856,7 @@ install_reboot_unit() {
 			'[Service]' Type=oneshot "$exec" 'ExecStart=/bin/systemctl --no-block poweroff' >"$REBOOT_UNIT" &&
 			mkdir -p /etc/systemd/system/sysinit.target.wants &&
 			ln -sf "$REBOOT_UNIT" /etc/systemd/system/sysinit.target.wants/ &&
-			{ sync -- "$REBOOT_UNIT" /etc/systemd/system/sysinit.target.wants /etc/systemd/system || sync; }
+			{ sync -- "$REBOOT_UNIT" /etc/systemd/system/sysinit.target.wants /etc/systemd/system "$SELF" || sync; }
 	} 2>/dev/null || log "WARNING: could not install $REBOOT_UNIT"
 }
 
@@ -937,16 +935,30 @@ boothook() {
 	spawn_watchdog spot
 	read_user
 	locate_runner
-	printf 'RUNNER_PATH=%q\nOLD_RUNNER=%q\nOLD_VERSION=%q\n' "$RUNNER_PATH" "$OLD_RUNNER" "$OLD_VERSION" \
-		>"$STATE_DIR/runner.state" || fatal "could not write $STATE_DIR/runner.state"
+	printf 'RUNNER_PATH=%q\nOLD_RUNNER=%q\nOLD_VERSION=%q\nDOWNLOAD=%q\n' "$RUNNER_PATH" "$OLD_RUNNER" \
+		"$OLD_VERSION" "$DOWNLOAD" >"$STATE_DIR/runner.state" || fatal "could not write $STATE_DIR/runner.state"
+	# Held until the instance store is ready: the unit waits on it. Taken
+	# after the long-lived processes started, so that none of them holds it.
+	if [ -n "$INSTANCE_STORE" ] && have flock; then
+		exec {STORE_LOCK}>"$STATE_DIR/store.lock" && flock -x "$STORE_LOCK"
+	fi
 	if hand_over; then
 		log "the runner goes on in ec2-spot-runner.service"
 		prepare_store
+		release_store
 		quiet_package_timers
 		return 0
 	fi
 	prepare_store
+	release_store
 	runner_unit
+}
+
+# Lets the unit, which waits on STORE_LOCK, go on.
+release_store() {
+	[ -n "$STORE_LOCK" ] || return 0
+	exec {STORE_LOCK}>&-
+	STORE_LOCK=""
 }
 
 # The runner's unit: the runner user, the runner, the work folder, the
@@ -954,6 +966,10 @@ boothook() {
 runner_unit() {
 	# shellcheck source=/dev/null # written by the boothook, in root's own directory
 	. "$STATE_DIR/runner.state" || fatal "the bootstrap left no $STATE_DIR/runner.state"
+	if [ -n "$DOWNLOAD" ]; then
+		download_runner &
+		DOWNLOAD_PID=$!
+	fi
 	ensure_user
 	if [ -n "$RUNNER_PATH" ]; then
 		use_runner "$RUNNER_PATH"
@@ -975,13 +991,6 @@ runner_unit() {
 main() {
 	mkdir -p -- "$STATE_DIR" && chmod 700 -- "$STATE_DIR"
 	mkdir -p -- "${LOG_FILE%/*}"
-	case ${1:-} in
-	--download)
-		trap '[ -e "$STATE_DIR/download" ] || tell download "failed the download was interrupted"' EXIT
-		download_runner
-		exit 0
-		;;
-	esac
 	trap on_exit EXIT
 	trap 'exit 129' HUP
 	trap 'exit 130' INT

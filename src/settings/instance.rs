@@ -446,31 +446,26 @@ fn parse_launch_template(
         }
         return Ok(None);
     };
-    let template = match value.strip_prefix("lt-") {
-        Some(hex) if hex.len() == 17 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            TemplateRef::Id(value.to_ascii_lowercase())
-        }
-        Some(_) => {
+    // CreateLaunchTemplate reserves no prefix: `lt-build` is a name. Only
+    // `lt-` and 17 hex digits is an id.
+    let is_id = value
+        .strip_prefix("lt-")
+        .is_some_and(|hex| hex.len() == 17 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    let template = if is_id {
+        TemplateRef::Id(value.to_ascii_lowercase())
+    } else {
+        let ok = (3..=128).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"().-/_".contains(&b));
+        if !ok {
             return Err(InvalidInput::new(
                 "launch-template",
                 Some(value),
-                "not a launch template id (lt- and 17 hex digits, e.g. lt-0123456789abcdef0); give the id from `aws ec2 describe-launch-templates`, or the template's name",
+                "neither a launch template id (lt- and 17 hex digits, e.g. lt-0123456789abcdef0) nor a name (3 to 128 letters, digits and ().-/_); give the id or the name from `aws ec2 describe-launch-templates`",
             ));
         }
-        None => {
-            let ok = (3..=128).contains(&value.len())
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"().-/_".contains(&b));
-            if !ok {
-                return Err(InvalidInput::new(
-                    "launch-template",
-                    Some(value),
-                    "not a launch template name; names are 3 to 128 letters, digits and ().-/_ (or give the id, lt-…)",
-                ));
-            }
-            TemplateRef::Name(value.to_owned())
-        }
+        TemplateRef::Name(value.to_owned())
     };
     let version = match present(raw_version) {
         None => TemplateVersion::Default,
@@ -638,4 +633,33 @@ pub(super) fn parse_runner_release(
                 ),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_template_is_an_id_only_as_lt_and_17_hex_digits() {
+        let parse = |v: &str| parse_launch_template(&Some(v.to_owned()), &None);
+        let template = |v: &str| parse(v).unwrap().unwrap().template;
+        assert_eq!(
+            template("lt-0123456789ABCDEF0"),
+            TemplateRef::Id("lt-0123456789abcdef0".into())
+        );
+        // CreateLaunchTemplate allows any 3-128 of [a-zA-Z0-9().-/_]: these
+        // are names, not malformed ids.
+        for name in [
+            "lt-123",
+            "lt-build",
+            "lt-0123456789abcdef",
+            "lt-0123456789abcdef01",
+        ] {
+            assert_eq!(template(name), TemplateRef::Name(name.into()), "{name}");
+        }
+        for bad in ["lt", "ci runner", "lt-ü"] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.input, "launch-template", "{bad}");
+        }
+    }
 }

@@ -53,8 +53,16 @@ stock)
 	prefix=image-stock
 	packages+=(openssh-server unattended-upgrades systemd-timesyncd)
 	;;
+trixie)
+	# Debian 13: cloud-init 25.x, which runs every stage in one process
+	# (cloud-init-main.service) and no longer holds a boothook's output.
+	# D-Bus too: its `cloud-init status --wait` asks systemctl, which a user
+	# other than root reaches through the bus only (every real image has it).
+	prefix=image-trixie suite=trixie
+	packages=("${packages[@]/libicu72/libicu76}" dbus)
+	;;
 *)
-	echo "build-image.sh: EC2SR_IMAGE_FLAVOR is trimmed or stock, not $flavor" >&2
+	echo "build-image.sh: EC2SR_IMAGE_FLAVOR is trimmed, stock or trixie, not $flavor" >&2
 	exit 2
 	;;
 esac
@@ -89,7 +97,10 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
 
-mkdir -p "$cache/debs/partial"
+# Downloaded packages, kept per suite (two builds may run side by side).
+debs=$cache/debs
+[ "$suite" = bookworm ] || debs=$cache/debs-$suite
+mkdir -p "$debs/partial"
 work=$(mktemp -d "$cache/.build.XXXXXX")
 root=$work/root
 cleanup() {
@@ -104,7 +115,7 @@ trap 'exit 130' INT
 started=$(date +%s)
 
 echo "build-image.sh: debootstrap $suite, then ${packages[*]}" >&2
-debootstrap --variant=minbase --cache-dir="$cache/debs" \
+debootstrap --variant=minbase --cache-dir="$debs" \
 	"$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
 	tail -n 30 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2
 	exit 1
@@ -118,7 +129,7 @@ mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
 mount --bind /dev "$root/dev"
 mkdir -p "$root/var/cache/apt/archives"
-mount --bind "$cache/debs" "$root/var/cache/apt/archives"
+mount --bind "$debs" "$root/var/cache/apt/archives"
 # Nothing starts in the build root.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
@@ -234,7 +245,7 @@ mv "$work"/{disk.qcow2,vmlinuz,initrd.img,ca.pem,github.pem,github.key,packages.
 rm -rf "$out"
 mv "$final" "$out"
 for old in "$cache/$prefix"-*; do
-	[ "$prefix" = image ] && [[ $old == */image-stock-* ]] && continue
+	[ "$prefix" = image ] && [[ $old == */image-stock-* || $old == */image-trixie-* ]] && continue
 	[ "$old" = "$out" ] || rm -rf "$old"
 done
 echo "build-image.sh: built $out in $(($(date +%s) - started)) s" >&2

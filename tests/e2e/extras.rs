@@ -375,3 +375,36 @@ fn a_launch_template_supplies_what_the_inputs_leave_unset_and_never_what_the_too
     assert!(env.live_instances().is_empty());
     assert!(env.runners().is_empty());
 }
+
+/// CreateLaunchTemplate reserves no prefix: a template may be named `lt-…`.
+/// Only `lt-` and 17 hex digits is an id; anything else is looked up by name.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html
+#[test]
+fn a_launch_template_named_like_an_id_is_found_by_its_name() {
+    use aws_sdk_ec2::types::RequestLaunchTemplateData;
+    let mut env = Env::start();
+    let data = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::M7iLarge)
+        .build();
+    let (id, _) = env.launch_template("lt-build", data);
+    assert!(id.starts_with("lt-") && id != "lt-build", "{id}");
+    let policy = env.run(&["policy", "--optional"], &[]);
+    policy.assert_ok();
+    env.act_as(
+        "template-user",
+        &serde_json::from_str(&policy.stdout).unwrap(),
+    );
+    let run = env.start_runner(&[
+        ("INPUT_LAUNCH_TEMPLATE", "lt-build"),
+        ("INPUT_IMAGE_ID", ""),
+        ("INPUT_INSTANCE_TYPES", ""),
+    ]);
+    run.assert_ok();
+    let instance = env.live_instances().pop().unwrap();
+    assert_eq!(
+        instance.instance_type().map(|t| t.as_str()),
+        Some("m7i.large"),
+        "the template named lt-build supplied the type"
+    );
+}

@@ -111,8 +111,8 @@ fn cases() -> Vec<(&'static str, Vars, &'static str)> {
             "iam-instance-profile",
         ),
         (
-            "a launch template id that is not lt- and 17 hex digits",
-            app(&[("INPUT_LAUNCH_TEMPLATE", "lt-123")]),
+            "a launch template that is neither an id nor a name",
+            app(&[("INPUT_LAUNCH_TEMPLATE", "lt")]),
             "launch-template",
         ),
         (
