@@ -147,6 +147,9 @@ pub(crate) struct StartArgs {
     /// Where to read the newest actions/runner release (default: GITHUB_API_URL/repos/actions/runner/releases/latest).
     #[arg(long, env = "INPUT_RUNNER_RELEASES_URL")]
     pub(crate) runner_releases_url: Option<String>,
+    /// Optional EC2 actions granted to these credentials that start may use: ec2:DescribeImages, ec2:DescribeSubnets, ec2:GetConsoleOutput (default: none).
+    #[arg(long, env = "INPUT_EXTRA_PERMISSIONS")]
+    pub(crate) extra_permissions: Option<String>,
 }
 
 /// Everything that shapes the launched instance and its runner.

@@ -4,7 +4,9 @@ Every request is forwarded to moto unchanged (headers, including the SigV4
 ``Authorization`` header and ``Host``, are preserved so moto's signature and
 IAM checks still work).  On top of moto the shim adds:
 
-* a call log                       (GET/DELETE /_shim/calls)
+* a call log                       (GET/DELETE /_shim/calls), and the
+  actions received so far, answered or not (GET /_shim/received), so that
+  a test can wait for a request to be in flight
 * ClientToken idempotency for RunInstances
 * fault injection                  (GET/POST/DELETE /_shim/faults)
 * a spot price table               (GET/POST/DELETE /_shim/spot-prices)
@@ -273,6 +275,8 @@ class ShimState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.calls: list[dict[str, Any]] = []
+        # Actions as they arrive, before any delay or answer.
+        self.received: list[str] = []
         self.seq = 0
         self.faults: list[dict[str, Any]] = []
         self.rule_seq = 0
@@ -295,6 +299,7 @@ class ShimState:
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.received.clear()
             self.faults.clear()
             self.tokens.clear()
             self.spot_prices.clear()
@@ -410,7 +415,11 @@ class Ec2Shim:
             if method == "DELETE":
                 with st.lock:
                     st.calls.clear()
+                    st.received.clear()
                 return Response(204, [], b"")
+        if path == "/_shim/received" and method == "GET":
+            with st.lock:
+                return Response.json(200, list(st.received))
         if path == "/_shim/faults":
             return self.rules_admin(method, st.faults, payload, lambda r: r)
         if path == "/_shim/spot-prices":
@@ -749,6 +758,8 @@ class Ec2Shim:
             if service is None:
                 service = "ec2" if params.get("Version") == EC2_VERSION else "unknown"
         region = region or "us-east-1"
+        with self.state.lock:
+            self.state.received.append(action)
         entry: dict[str, Any] = {
             "time": _now_iso(),
             "ts": time.time(),

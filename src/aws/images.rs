@@ -31,6 +31,9 @@ pub(crate) enum Lookup {
     Unavailable(String),
 }
 
+/// Why an image given by id is not described.
+pub(crate) const NOT_LISTED: &str = "ec2:DescribeImages is not in extra-permissions";
+
 /// Describes one image. A denial is not an error (the action is an optional
 /// extra); an image EC2 does not know is, since no launch could succeed.
 pub(crate) async fn describe(client: &Client, image_id: &ImageId) -> Result<Lookup, AwsError> {
@@ -46,7 +49,7 @@ pub(crate) async fn describe(client: &Client, image_id: &ImageId) -> Result<Look
             return match err.code.as_deref() {
                 Some(code) if code.starts_with("InvalidAMIID") => Err(err),
                 Some("UnauthorizedOperation" | "AccessDenied") => Ok(Lookup::Unavailable(
-                    "ec2:DescribeImages is not allowed".to_owned(),
+                    "extra-permissions lists ec2:DescribeImages, but it was denied: grant it (`ec2-spot-runner policy --optional`) or remove it from the list".to_owned(),
                 )),
                 _ => Ok(Lookup::Unavailable(err.to_string())),
             };
@@ -95,7 +98,8 @@ fn facts(image: &aws_sdk_ec2::types::Image) -> Image {
     }
 }
 
-/// The image a start launches: by id (described when allowed), or the
+/// The image a start launches: by id (described only when `describe`:
+/// the user listed ec2:DescribeImages in `extra-permissions`), or the
 /// newest of the user's trusted owners whose name matches, which needs
 /// ec2:DescribeImages. With one architecture among the instance types,
 /// only images of that architecture match.
@@ -103,13 +107,24 @@ pub(crate) async fn resolve(
     client: &Client,
     source: &ImageSource,
     types: &[InstanceType],
+    describe_allowed: bool,
 ) -> Result<(ImageId, Lookup), AwsError> {
+    let described = |id: ImageId| async move {
+        if !describe_allowed {
+            // Never called unless asked for: under the six-action policy it
+            // would be denied, and every denial is a CloudTrail event that
+            // accounts alarm on.
+            return Ok((id, Lookup::Unavailable(NOT_LISTED.to_owned())));
+        }
+        let lookup = describe(client, &id).await?;
+        Ok((id, lookup))
+    };
     let (pattern, owners) = match source {
-        ImageSource::Id(id) => return Ok((id.clone(), describe(client, id).await?)),
+        ImageSource::Id(id) => return described(id.clone()).await,
         ImageSource::Parameter(name) => {
             let id = parameter(name).await?;
             tracing::info!(image = %id, parameter = %name, "image from Parameter Store");
-            return Ok((id.clone(), describe(client, &id).await?));
+            return described(id).await;
         }
         ImageSource::Name { pattern, owners } => (pattern, owners),
     };

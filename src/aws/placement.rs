@@ -344,14 +344,22 @@ fn subnet_candidates(
 }
 
 /// Maps subnets to their zones with ec2:DescribeSubnets. That action is not
-/// in the six-action policy: when it is denied, the subnets are tried in the
-/// given order, and the log says so once.
+/// in the six-action policy, so it is called only when `allowed` (listed in
+/// `extra-permissions`); otherwise, or when it is denied all the same, the
+/// subnets are tried in the given order, and the log says so once.
 pub(crate) async fn subnet_zones(
     client: &Client,
     subnets: &[SubnetId],
+    allowed: bool,
 ) -> Vec<(SubnetId, Option<String>)> {
     if subnets.is_empty() {
         return Vec::new();
+    }
+    if !allowed {
+        tracing::info!(
+            "subnet-ids are tried in the given order; to rank them by their zone's spot price, grant ec2:DescribeSubnets and list it in extra-permissions"
+        );
+        return subnets.iter().map(|s| (s.clone(), None)).collect();
     }
     let result = client
         .describe_subnets()

@@ -167,21 +167,47 @@ async fn check_aws(client: &Client, settings: &mut DoctorSettings, list: &mut Ch
         .instance_id(NO_INSTANCE)
         .send()
         .await;
-    let why = crate::modes::policy::OPTIONAL
-        .iter()
-        .find(|(action, _)| *action == "ec2:GetConsoleOutput")
-        .map(|(_, why)| *why)
-        .unwrap_or_default();
+    let listed = settings
+        .start
+        .as_ref()
+        .is_some_and(|s| s.extras.get_console_output);
     list.add(
-        "ec2:GetConsoleOutput (optional)",
+        "ec2:GetConsoleOutput (optional; probed by doctor)",
         match dry_run("GetConsoleOutput", console) {
-            Outcome::Fail(_) => Outcome::Warn(format!(
-                "not allowed: a start works without it; allow it to {why} (`ec2-spot-runner policy --optional`)"
-            )),
-            Outcome::Pass(_) => Outcome::Pass(format!("allowed: will {why}")),
+            Outcome::Fail(_) => optional(listed, false, gain("ec2:GetConsoleOutput")),
+            Outcome::Pass(_) => optional(listed, true, gain("ec2:GetConsoleOutput")),
             other => other,
         },
     );
+}
+
+/// What start gains from an optional action, as `policy` explains it.
+fn gain(action: &str) -> &'static str {
+    crate::modes::policy::OPTIONAL
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, why)| *why)
+        .unwrap_or_default()
+}
+
+/// How an optional action stands: granted or not (as doctor's probe found
+/// it), and listed in `extra-permissions` or not. Only a listed action
+/// that is denied is a failure: every start would make a denied call.
+fn optional(listed: bool, granted: bool, gain: &str) -> Outcome {
+    match (listed, granted) {
+        (true, true) => Outcome::Pass(format!(
+            "allowed and listed in extra-permissions: start will {gain}"
+        )),
+        (true, false) => Outcome::Fail(
+            "listed in extra-permissions but denied: every start would make a call IAM denies. Grant it (`ec2-spot-runner policy --optional` prints the statements) or remove it from extra-permissions".into(),
+        ),
+        (false, true) => Outcome::Pass(format!(
+            "allowed but not listed in extra-permissions, so start never calls it; list it there to {gain}"
+        )),
+        (false, false) => Outcome::Pass(format!(
+            "not granted and not listed: start never calls it (grant it and list it in extra-permissions to {gain})"
+        )),
+    }
 }
 
 /// Dry-runs the RunInstances request a start with these inputs would send
@@ -227,32 +253,45 @@ async fn check_launch(client: &Client, start: &mut StartSettings, list: &mut Che
             },
         );
     }
-    // The image lookup, as start makes it (optional for an id, required for a name).
-    let (image_id, image) = match images::resolve(client, source, &instance.instance_types).await {
-        Ok((id, lookup)) => {
-            match &lookup {
-                Lookup::Found(found) => list.add(
-                    "ec2:DescribeImages (optional with image-id)",
-                    Outcome::Pass(format!(
-                        "allowed: {id}, root device {}, architecture {}",
-                        found.root_device_name.as_deref().unwrap_or("unknown"),
-                        found.architecture.as_deref().unwrap_or("unknown")
-                    )),
-                ),
-                Lookup::Unavailable(why) => list.add(
-                    "ec2:DescribeImages (optional with image-id)",
-                    Outcome::Warn(format!(
-                        "{why}: a start still works, finding the root device from EC2's answers; `volume-size` then needs `root-device-name`"
-                    )),
-                ),
+    // The image lookup. Doctor probes ec2:DescribeImages even when start
+    // would not call it (an image-id without it in extra-permissions), and
+    // says so; the launch below is dry-run with what start would know.
+    let listed = start.extras.describe_images;
+    let (image_id, image) =
+        match images::resolve(client, source, &instance.instance_types, true).await {
+            Ok((id, lookup)) => {
+                if let ImageSource::Name { .. } = source {
+                    if let Lookup::Found(found) = &lookup {
+                        list.add(
+                            "ec2:DescribeImages (needed for image-name)",
+                            Outcome::Pass(format!(
+                                "allowed: {id}, root device {}, architecture {}",
+                                found.root_device_name.as_deref().unwrap_or("unknown"),
+                                found.architecture.as_deref().unwrap_or("unknown")
+                            )),
+                        );
+                    }
+                    (id, lookup)
+                } else {
+                    list.add(
+                        "ec2:DescribeImages (optional with image-id; probed by doctor)",
+                        optional(
+                            listed,
+                            matches!(lookup, Lookup::Found(_)),
+                            gain("ec2:DescribeImages"),
+                        ),
+                    );
+                    match lookup {
+                        Lookup::Found(_) if listed => (id, lookup),
+                        _ => (id, Lookup::Unavailable(images::NOT_LISTED.to_owned())),
+                    }
+                }
             }
-            (id, lookup)
-        }
-        Err(err) => {
-            list.add("image", Outcome::Fail(err.to_string()));
-            return;
-        }
-    };
+            Err(err) => {
+                list.add("image", Outcome::Fail(err.to_string()));
+                return;
+            }
+        };
     let (types, root) = match start::image_facts(start, &image_id, image) {
         Ok(facts) => facts,
         Err(err) => {
@@ -261,14 +300,14 @@ async fn check_launch(client: &Client, start: &mut StartSettings, list: &mut Che
         }
     };
     if !instance.subnet_ids.is_empty() {
-        let zones = placement::subnet_zones(client, &instance.subnet_ids).await;
+        let zones = placement::subnet_zones(client, &instance.subnet_ids, true).await;
         list.add(
-            "ec2:DescribeSubnets (optional)",
-            if zones.iter().all(|(_, z)| z.is_some()) {
-                Outcome::Pass("allowed: subnets are ranked by their zone's spot price".into())
-            } else {
-                Outcome::Warn("not allowed: subnets are tried in the given order".into())
-            },
+            "ec2:DescribeSubnets (optional with subnet-ids; probed by doctor)",
+            optional(
+                start.extras.describe_subnets,
+                zones.iter().all(|(_, z)| z.is_some()),
+                gain("ec2:DescribeSubnets"),
+            ),
         );
     }
     let learned = Learned::new(root);

@@ -171,6 +171,14 @@ pub(crate) fn run(args: &PolicyArgs) -> Result<(), Error> {
     let doc = document(!args.unscoped, args.optional, args.pass_role.as_deref());
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     println!("{text}");
+    if args.optional {
+        // Granted is not enough: start calls an optional EC2 action only
+        // when the step lists it, so a narrower policy sees no denied call.
+        eprintln!(
+            "start calls the optional EC2 actions only when its `extra-permissions` input lists them: extra-permissions: {}",
+            crate::settings::EXTRA_ACTIONS.join(", ")
+        );
+    }
     Ok(())
 }
 

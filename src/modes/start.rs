@@ -133,7 +133,15 @@ async fn start(
     // depend on each other.
     let image = async {
         match &instance.image {
-            Some(source) => images::resolve(client, source, &instance.instance_types).await,
+            Some(source) => {
+                images::resolve(
+                    client,
+                    source,
+                    &instance.instance_types,
+                    settings.extras.describe_images,
+                )
+                .await
+            }
             None => Err(AwsError {
                 action: "RunInstances",
                 code: None,
@@ -161,7 +169,11 @@ async fn start(
         }
         let (prices, subnets) = tokio::join!(
             placement::spot_prices(client, &instance.instance_types),
-            placement::subnet_zones(client, &instance.subnet_ids)
+            placement::subnet_zones(
+                client,
+                &instance.subnet_ids,
+                settings.extras.describe_subnets
+            )
         );
         let prices = match prices {
             Ok(prices) => prices,
@@ -429,6 +441,12 @@ async fn start(
             })
             .await;
         if let Err(err @ Error::Timeout { .. }) = online {
+            if !settings.extras.get_console_output {
+                tracing::info!(
+                    "to see the instance's console here when a runner never comes online, grant ec2:GetConsoleOutput and list it in extra-permissions"
+                );
+                return Err(err);
+            }
             // Before the undo ends the machines: what their consoles say,
             // read side by side and within a few seconds, and not at all
             // once the job is being cancelled (the undo needs the time).
@@ -494,7 +512,7 @@ async fn show_console(client: &Client, id: &str, secrets: &[&str]) {
         }
         Ok(None) => tracing::info!(instance = id, "the console of {id} is empty so far"),
         Err(err) if err.code.as_deref() == Some("UnauthorizedOperation") => tracing::info!(
-            "allow ec2:GetConsoleOutput (optional) to see the instance's console here when a runner never comes online"
+            "extra-permissions lists ec2:GetConsoleOutput, but it was denied: grant it (`ec2-spot-runner policy --optional`) or remove it from the list"
         ),
         Err(err) => tracing::info!("could not read the console of {id}: {err}"),
     }
@@ -875,9 +893,15 @@ pub(crate) fn image_facts(
             found.root_device_name.clone(),
         ),
         Lookup::Unavailable(why) => {
-            tracing::info!(
-                "image not described ({why}); the root device is found from EC2's answers"
-            );
+            if why == images::NOT_LISTED {
+                tracing::info!(
+                    "image not described ({why}); the root device is found from EC2's answers"
+                );
+            } else {
+                actions::warning(&format!(
+                    "image not described: {why}; the root device is found from EC2's answers"
+                ));
+            }
             (instance.instance_types.clone(), None)
         }
     };
@@ -899,7 +923,7 @@ pub(crate) fn image_facts(
     if !root.may_size() {
         if let Some(size) = instance.volume_size {
             return Err(Error::Failed(format!(
-                "volume-size {size} needs the image's root device name, which is not known: without it the size could land on an extra volume. Set root-device-name (/dev/sda1 for Ubuntu, /dev/xvda for Amazon Linux and Debian), or allow ec2:DescribeImages so the tool reads it"
+                "volume-size {size} needs the image's root device name, which is not known: without it the size could land on an extra volume. Set root-device-name (/dev/sda1 for Ubuntu, /dev/xvda for Amazon Linux and Debian), or grant ec2:DescribeImages and list it in extra-permissions so the tool reads it"
             )));
         }
     }

@@ -62,11 +62,13 @@ fn list(value: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+mod extras;
 mod github;
 mod ids;
 mod instance;
 mod modes;
 
+pub(crate) use extras::*;
 pub(crate) use github::*;
 pub(crate) use ids::*;
 pub(crate) use instance::*;

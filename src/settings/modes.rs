@@ -117,6 +117,8 @@ pub(crate) struct StartSettings {
     /// Where to read the newest actions/runner release; `None` when
     /// `runner-version` pins one.
     pub(crate) runner_releases_url: Option<String>,
+    /// The optional actions the user granted and listed.
+    pub(crate) extras: ExtraPermissions,
 }
 
 impl StartSettings {
@@ -246,6 +248,7 @@ impl StartSettings {
                 Duration::from_secs(3600),
             )?,
             runner_releases_url,
+            extras: ExtraPermissions::parse(&args.extra_permissions)?,
             run,
         })
     }

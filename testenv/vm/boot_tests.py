@@ -973,10 +973,14 @@ def check_idle_timeout(sc, r, lines, calls, settings, standins, download, output
     t = _elapsed(lines, r"ec2-spot-runner: bootstrap started", r"ec2-spot-runner: powering off")
     r.timings["script_to_poweroff_s"] = t
     r.expect(t is not None and 58 <= t <= 75, f"idle power-off {t} s after the script started, expected ~60")
+    # The watchdogs outlive cloud-init's final stage: shown here when
+    # cloud-init finished within the idle timeout (a busy host can stretch
+    # the boot past 60 s); max-lifetime shows it on every boot.
     done = find(lines, r"Cloud-init v\. .* finished at")
     off = find(lines, r"ec2-spot-runner: powering off")
-    r.expect(bool(done) and bool(off) and done[0][0] < off[0][0],
-             "cloud-init was not done long before the idle watchdog fired (watchdogs outlive cloud-final)")
+    r.expect(bool(off), "the idle watchdog never powered off")
+    if done and off:
+        r.timings["cloud_init_done_before_idle_off"] = done[0][0] < off[0][0]
 
 
 def check_max_lifetime(sc, r, lines, calls, settings, standins, download, outputs):
@@ -986,6 +990,10 @@ def check_max_lifetime(sc, r, lines, calls, settings, standins, download, output
     t = _elapsed(lines, r"ec2-spot-runner: bootstrap started", r"ec2-spot-runner: powering off")
     r.timings["script_to_poweroff_s"] = t
     r.expect(t is not None and 298 <= t <= 320, f"max-lifetime power-off {t} s after the script started, expected ~300")
+    done = find(lines, r"Cloud-init v\. .* finished at")
+    off = find(lines, r"ec2-spot-runner: powering off")
+    r.expect(bool(done) and bool(off) and done[0][0] < off[0][0],
+             "cloud-init was not done before the lifetime watchdog fired (watchdogs outlive cloud-final)")
 
 
 def check_bad_checksum(sc, r, lines, calls, settings, standins, download, outputs):

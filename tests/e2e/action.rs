@@ -681,8 +681,11 @@ impl Release {
     }
 }
 
-#[test]
-fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
+/// Cancels an install, as the runner does, while a slow download is under
+/// way; returns how the step ended and what was left in the tool cache.
+fn cancel_an_install(
+    sigint: crate::cancel::Sigint,
+) -> (crate::cancel::Ended, Vec<std::ffi::OsString>) {
     let env = Env::start();
     let work = tempfile::tempdir().unwrap();
     let release = Release::new(&work.path().join("r"));
@@ -701,7 +704,7 @@ fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
         "CURL_CA_BUNDLE".into(),
         release.server.ca.display().to_string(),
     ));
-    let child = crate::cancel::spawn_in(&env, &step, work.path(), &release.action);
+    let child = crate::cancel::spawn_with(&env, &step, work.path(), &release.action, sigint);
     let began = Instant::now();
     while release.server.gets().is_empty() {
         assert!(
@@ -710,12 +713,32 @@ fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let partial_seen = std::fs::read_dir(release.cached(&cache).parent().unwrap())
-        .map(|d| d.flatten().count())
-        .unwrap_or(0);
-    assert_eq!(partial_seen, 1, "the download is under way");
+    let dir = release.cached(&cache).parent().unwrap().to_owned();
+    // The partial download shows up in the cache: the step is mid-download.
+    while std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the partial download never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let ended = crate::cancel::cancel_like_the_runner(child);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !work.path().join("step-output").exists()
+            || installed_path(&work.path().join("step-output")).is_none(),
+        "no path was handed on"
+    );
+    (ended, left)
+}
+
+#[test]
+fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
+    // However this test was started (a suite under `nohup … &` inherits
+    // SIGINT ignored), the step gets SIGINT as the runner gives it.
+    let (ended, left) = cancel_an_install(crate::cancel::Sigint::AsTheRunnerGivesIt);
     assert_eq!(ended.needed, "SIGINT", "{}", ended.output);
     assert_eq!(ended.code, Some(130), "{}", ended.output);
     assert!(
@@ -723,17 +746,23 @@ fn an_install_cancelled_by_the_runner_leaves_nothing_in_the_tool_cache() {
         "{}",
         ended.output
     );
-    let dir = release.cached(&cache).parent().unwrap().to_owned();
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
     assert!(left.is_empty(), "nothing half-written is kept: {left:?}");
-    assert!(
-        !work.path().join("step-output").exists()
-            || installed_path(&work.path().join("step-output")).is_none(),
-        "no path was handed on"
-    );
     eprintln!("install cancelled: SIGINT to exit {:?}", ended.took);
+}
+
+#[test]
+fn an_install_that_started_with_sigint_ignored_still_leaves_nothing_once_sigterm_comes() {
+    // SIGINT cannot reach it; the runner's SIGTERM, 7.5 s later, must
+    // clean up as well.
+    let (ended, left) = cancel_an_install(crate::cancel::Sigint::Ignored);
+    assert_eq!(ended.needed, "SIGTERM", "{}", ended.output);
+    assert!(
+        ended.output.contains("install cancelled by SIGTERM"),
+        "{}",
+        ended.output
+    );
+    assert_eq!(ended.leftovers, 0, "nothing of the step outlived it");
+    assert!(left.is_empty(), "nothing half-written is kept: {left:?}");
 }
 
 /// act cancels a step with SIGKILL ("this step has been cancelled: signal:

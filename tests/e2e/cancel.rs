@@ -103,8 +103,35 @@ pub(crate) fn spawn(env: &Env, step: &Step, dir: &Path) -> Child {
     spawn_in(env, step, dir, &crate::harness::repo_root())
 }
 
+/// How SIGINT stands when the step starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sigint {
+    /// At its default, as the runner starts every step: the runner is a
+    /// service, and .NET passes a default disposition on to its children.
+    AsTheRunnerGivesIt,
+    /// Ignored, as a step of a runner that was itself started with SIGINT
+    /// ignored (a background job of a non-interactive shell) finds it: .NET
+    /// keeps an ignored signal ignored for its children.
+    // NOTE: dotnet/runtime, src/native/libs/System.Native/pal_signal.c
+    // (InstallSignalHandler keeps SIG_IGN; children inherit it).
+    Ignored,
+}
+
 /// `spawn`, for a copy of the action at `action`.
 pub(crate) fn spawn_in(env: &Env, step: &Step, dir: &Path, action: &Path) -> Child {
+    spawn_with(env, step, dir, action, Sigint::AsTheRunnerGivesIt)
+}
+
+/// `spawn_in`, with SIGINT as `sigint` says whatever this test process
+/// inherited: a suite started under `nohup … &` has SIGINT ignored, and
+/// bash cannot trap a signal that was ignored on entry.
+pub(crate) fn spawn_with(
+    env: &Env,
+    step: &Step,
+    dir: &Path,
+    action: &Path,
+    sigint: Sigint,
+) -> Child {
     let file = dir.join(format!("step-{}.sh", rand()));
     std::fs::write(&file, &step.script).unwrap();
     // The harness's clean environment for the binary, plus the step's.
@@ -127,6 +154,19 @@ pub(crate) fn spawn_in(env: &Env, step: &Step, dir: &Path, action: &Path) -> Chi
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let int = match sigint {
+        Sigint::AsTheRunnerGivesIt => libc::SIG_DFL,
+        Sigint::Ignored => libc::SIG_IGN,
+    };
+    // SAFETY: signal(2) is async-signal-safe, which is all a pre_exec
+    // closure may call; nothing is allocated between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            libc::signal(libc::SIGINT, int);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     cmd.spawn().expect("run the step")
 }
 
@@ -243,6 +283,11 @@ fn saw_github(env: &Env, what: &str) -> bool {
         .any(|c| c["path"].as_str().is_some_and(|p| p.ends_with(what)))
 }
 
+/// Whether EC2 has received `action` (answered or still in flight).
+fn in_flight(action: &'static str) -> impl Fn(&Env) -> bool {
+    move |env| env.ec2_received().iter().any(|a| a == action)
+}
+
 fn saw_ec2(env: &Env, action: &str) -> bool {
     env.ec2_actions().iter().any(|a| a == action)
 }
@@ -302,10 +347,7 @@ fn a_start_cancelled_by_the_runner_at_any_point_leaves_nothing() {
     let env = Env::start();
     env.faults(json!([{"action": "RunInstances", "delay_ms": 1500}]));
     let child = start_step(&env, &[]);
-    until(&env, "the JIT config", |e| {
-        saw_github(e, "generate-jitconfig")
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    until(&env, "RunInstances in flight", in_flight("RunInstances"));
     assert_clean(&env, "launch in flight", &cancel_like_the_runner(child));
 
     // A launch in flight whose answer comes too late: the instance exists,
@@ -313,10 +355,7 @@ fn a_start_cancelled_by_the_runner_at_any_point_leaves_nothing() {
     let env = Env::start();
     env.faults(json!([{"action": "RunInstances", "drop_response": true, "delay_ms": 20000}]));
     let child = start_step(&env, &[]);
-    until(&env, "the JIT config", |e| {
-        saw_github(e, "generate-jitconfig")
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    until(&env, "RunInstances in flight", in_flight("RunInstances"));
     assert_clean(
         &env,
         "launch answering late",
@@ -360,13 +399,19 @@ fn stop_and_cleanup_cancelled_by_the_runner_still_finish_their_work() {
     run.assert_ok();
     let label = run.output("label").to_owned();
     env.faults(json!([{"action": "DescribeInstances", "delay_ms": 1500, "times": 1}]));
+    // Only this step's calls count from here.
+    env.clear_calls();
     let inputs = HashMap::from([("mode", "stop"), ("label", label.as_str())]);
     let child = spawn(
         &env,
         &step("run", &inputs, env!("CARGO_BIN_EXE_ec2-spot-runner")),
         env.dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    until(
+        &env,
+        "DescribeInstances in flight",
+        in_flight("DescribeInstances"),
+    );
     let ended = cancel_like_the_runner(child);
     assert_eq!(ended.needed, "SIGINT", "{}", ended.output);
     assert!(
@@ -391,13 +436,19 @@ fn stop_and_cleanup_cancelled_by_the_runner_still_finish_their_work() {
         ("ec2-spot-runner:created-at", &old.to_rfc3339()),
     ]);
     env.faults(json!([{"action": "DescribeInstances", "delay_ms": 1500, "times": 1}]));
+    // Only this step's calls count from here.
+    env.clear_calls();
     let inputs = HashMap::from([("mode", "cleanup")]);
     let child = spawn(
         &env,
         &step("run", &inputs, env!("CARGO_BIN_EXE_ec2-spot-runner")),
         env.dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    until(
+        &env,
+        "DescribeInstances in flight",
+        in_flight("DescribeInstances"),
+    );
     let ended = cancel_like_the_runner(child);
     assert_eq!(ended.needed, "SIGINT", "{}", ended.output);
     assert!(

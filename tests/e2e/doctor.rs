@@ -5,12 +5,17 @@ use serde_json::json;
 use crate::harness::{AMI, APP_ID, Env, ORG, REPO, app_keys};
 
 fn doctor(env: &Env) -> crate::harness::Run {
+    doctor_with(env, &[])
+}
+
+fn doctor_with(env: &Env, extra: &[(&str, &str)]) -> crate::harness::Run {
     let mut cmd = env.command(&["doctor"]);
     for (k, v) in env.app_env() {
         cmd.env(k, v);
     }
     cmd.env("INPUT_IMAGE_ID", AMI)
-        .env("INPUT_INSTANCE_TYPES", "c7i.large");
+        .env("INPUT_INSTANCE_TYPES", "c7i.large")
+        .envs(extra.iter().copied());
     env.finish(cmd)
 }
 
@@ -41,6 +46,33 @@ fn doctor_passes_with_exactly_the_policy_and_names_a_missing_action() {
             run.stdout
         );
     }
+    // The optional actions are probed, said to be probed, and pass when
+    // neither granted nor listed: start never calls them.
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("ec2:DescribeImages"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        line.starts_with("[ok  ]")
+            && line.contains("probed by doctor")
+            && line.contains("not granted and not listed"),
+        "{line}"
+    );
+    // Listed but not granted: every start would make a denied call.
+    let listed = doctor_with(&env, &[("INPUT_EXTRA_PERMISSIONS", "ec2:DescribeImages")]);
+    assert_eq!(listed.code, 1, "{}", listed.all());
+    let line = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("ec2:DescribeImages"))
+        .unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert!(
+        line.starts_with("[FAIL]")
+            && line.contains("listed in extra-permissions but denied")
+            && line.contains("policy --optional"),
+        "{line}"
+    );
     env.aws_key = ("testing".into(), "testing".into());
     assert!(env.instances().is_empty(), "doctor launched nothing");
 

@@ -267,6 +267,19 @@ impl Env {
         calls.as_array().cloned().unwrap_or_default()
     }
 
+    /// The EC2 actions the shim has received, answered or still in flight.
+    pub fn ec2_received(&self) -> Vec<String> {
+        let received = self.get(&format!("{}/_shim/received", self.ec2));
+        received
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn ec2_actions(&self) -> Vec<String> {
         self.ec2_calls()
             .iter()

@@ -225,7 +225,11 @@ fn a_start_killed_at_any_stage_leaves_nothing_behind() {
 fn wait_for_online_succeeds_when_the_runner_registers_and_drops_the_boot_boost() {
     let env = Env::start();
     env.configure_github(json!({"auto_online_after": 1}));
-    let run = env.start_runner(&[("INPUT_WAIT_FOR", "online"), ("INPUT_VOLUME_SIZE", "20")]);
+    let run = env.start_runner(&[
+        ("INPUT_WAIT_FOR", "online"),
+        ("INPUT_VOLUME_SIZE", "20"),
+        ("INPUT_EXTRA_PERMISSIONS", "ec2:DescribeImages"),
+    ]);
     run.assert_ok();
     let modify: Vec<serde_json::Value> = env
         .ec2_calls()
@@ -271,7 +275,11 @@ fn a_runner_that_never_comes_online_times_out_and_is_cleaned_up() {
         ::add-mask::nothing\n\
         2026-12-02T06:00:09Z ec2-spot-runner: powering off: could not download the runner"}),
     );
-    let run = env.start_runner(&[("INPUT_WAIT_FOR", "online"), ("INPUT_TIMEOUT", "10s")]);
+    let run = env.start_runner(&[
+        ("INPUT_WAIT_FOR", "online"),
+        ("INPUT_TIMEOUT", "10s"),
+        ("INPUT_EXTRA_PERMISSIONS", "ec2:GetConsoleOutput"),
+    ]);
     assert_eq!(run.code, 1);
     let error = run
         .stdout
@@ -304,8 +312,8 @@ fn a_runner_that_never_comes_online_times_out_and_is_cleaned_up() {
     );
     assert!(env.runners().is_empty(), "the runner was deleted");
 
-    // With only the six actions the console is not readable: one line says
-    // which permission would show it.
+    // With only the six actions and nothing listed, the console is not
+    // asked for: one line says what would show it.
     let mut env = Env::start();
     let doc = env.policy();
     env.act_as("six-actions", &doc);
@@ -313,7 +321,27 @@ fn a_runner_that_never_comes_online_times_out_and_is_cleaned_up() {
     assert_eq!(run.code, 1);
     assert!(!run.stdout.contains("::group::console"), "{}", run.stdout);
     assert!(
-        run.stderr.contains("allow ec2:GetConsoleOutput"),
+        run.stderr
+            .contains("grant ec2:GetConsoleOutput and list it in extra-permissions"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !env.ec2_calls()
+            .iter()
+            .any(|c| c["action"] == "GetConsoleOutput"),
+        "not listed, never called"
+    );
+    // Listed but not granted: the denial is named with both fixes.
+    let run = env.start_runner(&[
+        ("INPUT_WAIT_FOR", "online"),
+        ("INPUT_TIMEOUT", "10s"),
+        ("INPUT_EXTRA_PERMISSIONS", "ec2:GetConsoleOutput"),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("extra-permissions lists ec2:GetConsoleOutput, but it was denied"),
         "{}",
         run.stderr
     );
@@ -391,27 +419,34 @@ fn a_runner_created_just_after_the_signal_is_still_removed() {
         json!([{"method": "POST", "path": "generate-jitconfig$", "delay_ms": 1200,
                               "drop_response": true, "status": 502, "times": 1}]),
     );
+    // The kill comes once the JIT request has reached GitHub (its fault
+    // rule is taken) and before its answer.
     let (took, _) = kill_when(&env, &[], |e| {
-        saw(e, "access_tokens") && {
-            std::thread::sleep(Duration::from_millis(300));
-            true
-        }
+        e.get(&format!("{}/_standin/faults", e.github))
+            .as_array()
+            .is_some_and(Vec::is_empty)
     });
     eprintln!("kill point during the JIT request: undo and exit in {took:?}");
-    // By now GitHub has finished creating it, whenever the tool exited.
-    std::thread::sleep(Duration::from_millis(1500));
-    let state = env.github_state();
-    let created = state["runners"]
-        .as_object()
-        .map(|scopes| {
-            scopes
-                .values()
-                .map(|r| r.as_array().map_or(0, Vec::len))
-                .sum::<usize>()
-        })
-        .unwrap_or(0)
-        + state["deleted_runners"].as_array().map_or(0, Vec::len);
-    assert_eq!(created, 1, "GitHub did create the runner: {state}");
+    // GitHub finishes creating it, whenever the tool exited.
+    let created = |state: &serde_json::Value| {
+        state["runners"]
+            .as_object()
+            .map(|scopes| {
+                scopes
+                    .values()
+                    .map(|r| r.as_array().map_or(0, Vec::len))
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+            + state["deleted_runners"].as_array().map_or(0, Vec::len)
+    };
+    let began = Instant::now();
+    let mut state = env.github_state();
+    while created(&state) == 0 && began.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+        state = env.github_state();
+    }
+    assert_eq!(created(&state), 1, "GitHub did create the runner: {state}");
     assert!(env.runners().is_empty(), "the runner was removed: {state}");
     assert!(
         took < Duration::from_secs(7),

@@ -336,18 +336,21 @@ fn subnets_are_ranked_by_their_zone_price_or_tried_in_order_when_describe_subnet
             .collect()
     };
 
-    // DescribeSubnets allowed: the cheaper zone's subnet (b) goes first.
+    // DescribeSubnets granted and listed: the cheaper zone's subnet (b)
+    // goes first.
     let run = env.start_runner(&[
         ("INPUT_SUBNET_IDS", &given),
         ("INPUT_INSTANCE_TYPES", "c7i.large"),
+        ("INPUT_EXTRA_PERMISSIONS", "ec2:DescribeSubnets"),
     ]);
     run.assert_ok();
     assert_eq!(subnet_of(&env), std::slice::from_ref(&b));
     assert_eq!(run.output("availability-zone"), "us-east-1b");
     env.stop_runner(run.output("label"), &[]).assert_ok();
 
-    // Exactly the six actions: DescribeSubnets is denied, the subnets are
-    // tried in the given order, and the log says so once.
+    // Exactly the six actions and nothing listed: DescribeSubnets is never
+    // called, the subnets are tried in the given order, and the log says
+    // so once.
     let policy = env.policy();
     let mut env = env;
     env.act_as("six", &policy);
@@ -364,9 +367,29 @@ fn subnets_are_ranked_by_their_zone_price_or_tried_in_order_when_describe_subnet
     );
     assert_eq!(
         run.stderr
-            .matches("trying the subnets in the given order")
+            .matches("subnet-ids are tried in the given order")
             .count(),
         1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !env.ec2_calls()
+            .iter()
+            .any(|c| c["action"] == "DescribeSubnets"),
+        "an unlisted optional action is never called"
+    );
+    // Listed but not granted: the start still works in the given order.
+    env.clear_calls();
+    let run = env.start_runner(&[
+        ("INPUT_SUBNET_IDS", &given),
+        ("INPUT_INSTANCE_TYPES", "c7i.large"),
+        ("INPUT_EXTRA_PERMISSIONS", "ec2:DescribeSubnets"),
+    ]);
+    run.assert_ok();
+    assert_eq!(subnet_of(&env), std::slice::from_ref(&a));
+    assert!(
+        run.stderr.contains("trying the subnets in the given order"),
         "{}",
         run.stderr
     );

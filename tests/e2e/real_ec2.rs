@@ -18,6 +18,8 @@ const XVDA_AMI: &str = "ami-760aaa0f";
 const ARM_AMI: &str = "ami-0e9271c829888680e";
 /// moto's Windows Server 2016 image.
 const WINDOWS_AMI: &str = "ami-b7e93bce";
+/// The input that lets start describe an `image-id` (granted to the admin key).
+const DESCRIBE: (&str, &str) = ("INPUT_EXTRA_PERMISSIONS", "ec2:DescribeImages");
 /// The size of every moto image's root snapshot, in GiB.
 const SNAPSHOT_GIB: i32 = 15;
 
@@ -67,10 +69,14 @@ fn any_linux_image_starts_with_the_defaults_and_has_exactly_one_volume() {
             .unwrap();
         assert_eq!(instance.root_device_name(), Some(root));
 
-        // With ec2:DescribeImages (the admin key) and a size: one attempt,
-        // sized, at the right device.
+        // With ec2:DescribeImages (granted to the admin key, and listed)
+        // and a size: one attempt, sized, at the right device.
         let env = Env::start();
-        let run = env.start_runner(&[("INPUT_IMAGE_ID", ami), ("INPUT_VOLUME_SIZE", "30")]);
+        let run = env.start_runner(&[
+            ("INPUT_IMAGE_ID", ami),
+            ("INPUT_VOLUME_SIZE", "30"),
+            DESCRIBE,
+        ]);
         run.assert_ok();
         let id = run.output("instance-id").to_owned();
         assert_eq!(runs(&env, "DescribeImages"), 1);
@@ -134,7 +140,7 @@ fn a_wrong_root_device_name_is_refused_or_undone_and_named() {
 
     // With DescribeImages the mismatch is caught before anything is launched.
     let env = Env::start();
-    let run = env.start_runner(&wrong);
+    let run = env.start_runner(&[&wrong[..], &[DESCRIBE]].concat());
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.error().contains("/dev/xvda"), "{}", run.error());
     assert_eq!(runs(&env, "RunInstances"), 0);
@@ -162,7 +168,7 @@ fn a_wrong_root_device_name_is_refused_or_undone_and_named() {
 #[test]
 fn images_that_cannot_run_on_the_types_fail_before_launch() {
     let env = Env::start();
-    let run = env.start_runner(&[("INPUT_IMAGE_ID", ARM_AMI)]);
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", ARM_AMI), DESCRIBE]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.error().contains("is for arm64")
@@ -171,7 +177,7 @@ fn images_that_cannot_run_on_the_types_fail_before_launch() {
         "{}",
         run.error()
     );
-    let run = env.start_runner(&[("INPUT_IMAGE_ID", WINDOWS_AMI)]);
+    let run = env.start_runner(&[("INPUT_IMAGE_ID", WINDOWS_AMI), DESCRIBE]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.error().contains("Windows image"), "{}", run.error());
     assert_eq!(runs(&env, "RunInstances"), 0, "nothing was launched");
@@ -181,6 +187,7 @@ fn images_that_cannot_run_on_the_types_fail_before_launch() {
     let run = env.start_runner(&[
         ("INPUT_IMAGE_ID", ARM_AMI),
         ("INPUT_INSTANCE_TYPES", "c7i.large,c7g.large"),
+        DESCRIBE,
     ]);
     run.assert_ok();
     assert_eq!(run.output("instance-type"), "c7g.large");
@@ -538,6 +545,7 @@ fn doctor_dry_runs_exactly_the_request_start_sends() {
         ("INPUT_INSTANCE_TYPES", "c7i.large"),
         ("INPUT_VOLUME_SIZE", "20"),
         ("INPUT_TAGS", "team=ci"),
+        DESCRIBE,
     ];
     let doctor = env.run_app(&["doctor"], &inputs);
     doctor.assert_ok();
@@ -546,7 +554,7 @@ fn doctor_dry_runs_exactly_the_request_start_sends() {
             .stdout
             .lines()
             .any(|l| l.starts_with("[ok  ] ec2:DescribeImages (optional")
-                && l.contains(&format!("allowed: {XVDA_AMI}, root device /dev/xvda"))),
+                && l.contains("allowed and listed in extra-permissions")),
         "{}",
         doctor.stdout
     );
@@ -692,10 +700,13 @@ fn image_id_resolve_ssm_reads_the_parameter_and_checks_the_image_before_launch()
 
     // An arm64 image for x86_64 types fails before anything is launched.
     let launched = runs(&env, "RunInstances");
-    let run = env.start_runner(&[(
-        "INPUT_IMAGE_ID",
-        "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64",
-    )]);
+    let run = env.start_runner(&[
+        (
+            "INPUT_IMAGE_ID",
+            "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64",
+        ),
+        DESCRIBE,
+    ]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.error().contains("arm64"), "{}", run.error());
     // A parameter that does not exist is named.
