@@ -118,8 +118,11 @@ fn interrupt(env: &Env, id: &str) {
 
 #[test]
 fn a_spot_reclaim_under_a_job_reruns_its_start_job_once() {
-    let env = Env::start();
+    let mut env = Env::start();
     app_with_actions(&env, "write");
+    // Every job holds exactly the policy `policy` prints.
+    let doc = env.policy();
+    env.act_as("six-actions", &doc);
     let (instance, label, _) = a_run_with_a_machine(&env, 1, "failure");
     // EC2 reclaims the machine mid-job; the stop job then finds nothing live.
     interrupt(&env, &instance);
@@ -180,6 +183,18 @@ fn a_spot_reclaim_under_a_job_reruns_its_start_job_once() {
         third.summary
     );
     assert_eq!(reruns(&env).as_array().unwrap().len(), 1);
+    // Start (spot, then on demand on the re-run), stop and rerun made no
+    // call that the policy denies.
+    let calls = env.ec2_calls();
+    let refused: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["error_code"].is_string())
+        .collect();
+    assert!(refused.is_empty(), "refused calls: {refused:#?}");
+    assert!(
+        calls.iter().any(|c| c["action"] == "RunInstances"),
+        "{calls:#?}"
+    );
     assert!(env.live_instances().is_empty());
 }
 

@@ -286,6 +286,8 @@ fn the_policy_command_prints_exactly_the_six_actions_and_they_suffice() {
     env.act_as("runner-bot", &doc);
     let run = env.start_runner(&[]);
     run.assert_ok();
+    // The prices were read and ranked under it, not skipped with a warning.
+    assert!(!run.all().contains("::warning::"), "{}", run.all());
     let label = run.output("label").to_owned();
     env.stop_runner(&label, &[("INPUT_START_ID", run.output("start-id"))])
         .assert_ok();
