@@ -1023,10 +1023,13 @@ class Ec2Shim:
             name = str(json.loads(body or b"{}").get("Name", ""))
         except ValueError:
             return None
-        name = name.split(":", 1)[0] if not name.startswith("arn:") else name
         if name.startswith("arn:"):
-            arn = name
+            # A version or label after the ARN selects a value; SSM
+            # authorises the parameter itself.
+            prefix, _, rest = name.partition(":parameter/")
+            arn = f"{prefix}:parameter/{rest.split(':', 1)[0]}"
         else:
+            name = name.split(":", 1)[0]
             account = "" if name.startswith("/aws/service/") else ACCOUNT_ID
             arn = f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
         import iam_policy

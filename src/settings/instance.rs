@@ -275,26 +275,64 @@ pub(crate) enum ImageSource {
 
 /// A Parameter Store name as `resolve:ssm:` takes it: a path
 /// (`/aws/service/...`) or a plain name, of letters, digits and `_.-/`, at
-/// most 2048 characters; a version or label suffix (`:3`) is allowed.
+/// most 2048 characters; or the parameter's ARN, which is how a parameter
+/// shared from another account is named. Either may end in a version or a
+/// label (`:3`, `:prod`).
 // NOTE: https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html
 // NOTE: https://docs.aws.amazon.com/autoscaling/ec2/userguide/using-systems-manager-parameters.html
+// NOTE: the ImageId forms EC2 documents: resolve:ssm:parameter-name[:version|:label]
+// and resolve:ssm:parameter-ARN[:version|:label]
+// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html, ImageId;
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/create-launch-template.html#use-an-ssm-parameter-instead-of-an-ami-id).
 fn parse_parameter_name(name: &str) -> Result<String, InvalidInput> {
-    let (base, selector) = name.split_once(':').unwrap_or((name, ""));
-    let ok = !base.is_empty()
-        && base.len() <= 2048
-        && base
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
-        && !base.ends_with('/')
-        && selector
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !ok {
-        return Err(InvalidInput::new(
+    let refuse = || {
+        InvalidInput::new(
             "image-id",
             Some(&format!("resolve:ssm:{name}")),
-            "not a Parameter Store name; use resolve:ssm:/PATH/TO/PARAMETER, e.g. resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
-        ));
+            "not a Parameter Store name or ARN; use resolve:ssm:/PATH/TO/PARAMETER (e.g. resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64), or, for a parameter shared from another account, resolve:ssm:arn:aws:ssm:REGION:ACCOUNT:parameter/NAME, each optionally ending in :VERSION or :LABEL",
+        )
+    };
+    let plain_name = |base: &str| {
+        !base.is_empty()
+            && base.len() <= 2048
+            && base
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+            && !base.ends_with('/')
+    };
+    let selector_ok = |selector: &str| {
+        selector
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    if let Some(arn) = name.strip_prefix("arn:") {
+        // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME[:SELECTOR]
+        let parts: Vec<&str> = arn.splitn(5, ':').collect();
+        let [partition, service, region, account, resource] = parts.as_slice() else {
+            return Err(refuse());
+        };
+        let (path, selector) = resource.split_once(':').unwrap_or((resource, ""));
+        let ok = matches!(*partition, "aws" | "aws-cn" | "aws-us-gov")
+            && *service == "ssm"
+            && region.split('-').count() >= 3
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            // AWS's public parameters have no account in their ARN.
+            && (account.is_empty() || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())))
+            && path
+                .strip_prefix("parameter/")
+                .is_some_and(|p| plain_name(p) && !p.starts_with('/'))
+            && selector_ok(selector);
+        return if ok {
+            Ok(name.to_owned())
+        } else {
+            Err(refuse())
+        };
+    }
+    let (base, selector) = name.split_once(':').unwrap_or((name, ""));
+    if !(plain_name(base) && selector_ok(selector)) {
+        return Err(refuse());
     }
     Ok(name.to_owned())
 }
@@ -637,6 +675,44 @@ pub(super) fn parse_runner_release(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parameter_names_and_arns_take_every_form_ec2_documents() {
+        for good in [
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+            "/ci/runner-image:3",
+            "runner-image:prod",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/ci/runner-image",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/ci/runner-image:7",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/runner-image:prod",
+            "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/ci/image",
+            "arn:aws:ssm:us-east-1::parameter/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+        ] {
+            assert_eq!(parse_parameter_name(good).unwrap(), good);
+            // A launch template's ImageId takes the same forms.
+            assert_eq!(
+                ImageSource::from_template(&format!("resolve:ssm:{good}")).unwrap(),
+                ImageSource::Parameter(good.to_owned())
+            );
+        }
+        for bad in [
+            "/bad name/",
+            "/ci/image/",
+            "arn:aws:ec2:us-east-1:123456789012:parameter/ci/image",
+            "arn:aws:ssm:us-east-1:1234:parameter/ci/image",
+            "arn:aws:ssm:us-east-1:123456789012:secret/ci/image",
+            "arn:aws:ssm:us-east-1:123456789012:parameter//ci/image",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/ci/image:a:b",
+            "arn:aws:ssm:us-east-1:123456789012",
+        ] {
+            let err = parse_parameter_name(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("image-id") && err.contains("ARN"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
