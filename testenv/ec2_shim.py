@@ -92,6 +92,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # AuthFailure.ServiceLinkedRoleCreationNotPermitted until the role exists
     # in moto's IAM (CreateServiceLinkedRole for spot.amazonaws.com).
     "spot_service_linked_role": True,
+    # How a request's block device mapping combines with a launch template's
+    # mapping for the same device.  AWS documents that nested structures
+    # merge, but not whether a mapping merges field by field ("fields") or
+    # the request's entry replaces the template's whole ("entry"); the shim
+    # can do either, so a test can prove the request is right both ways.
+    # NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-instances-from-launch-template.html
+    "template_mapping_merge": "fields",
 }
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -489,6 +496,11 @@ class Ec2Shim:
                     for flag in ("rewrite_access_denied", "tag_on_create_needs_create_tags", "spot_service_linked_role"):
                         if flag in cfg:
                             st.config[flag] = bool(cfg[flag])
+                    if "template_mapping_merge" in cfg:
+                        mode = cfg["template_mapping_merge"]
+                        if mode not in ("fields", "entry"):
+                            return Response.json(400, {"error": "template_mapping_merge must be fields or entry"})
+                        st.config["template_mapping_merge"] = mode
                     if "console_output" in cfg:
                         text = cfg["console_output"]
                         if text is not None and not isinstance(text, str):
@@ -1825,7 +1837,12 @@ class RunInstancesCheck:
             return
         try:
             version = launch_templates.find_version(self.backend, spec)
-            merged = launch_templates.effective(version.data, self.resp.params)
+            state = _ACTIVE_STATE
+            mode = "fields"
+            if state is not None:
+                with state.lock:
+                    mode = str(state.config.get("template_mapping_merge") or "fields")
+            merged = launch_templates.effective(version.data, self.resp.params, mapping_merge=mode)
         except launch_templates.TemplateError as e:
             raise _moto_error(e.status, e.code, e.message) from None
         image = str(merged.get("ImageId") or "")

@@ -99,16 +99,23 @@ def _merge_dict(template: Mapping[str, Any], request: Mapping[str, Any]) -> dict
     return out
 
 
-def _merge_mappings(template: list[Any], request: list[Any]) -> list[Any]:
+def _merge_mappings(template: list[Any], request: list[Any], mode: str = "fields") -> list[Any]:
+    """Mappings by device name: the request's entry merged into the
+    template's field by field ("fields"), or replacing it whole ("entry")."""
     by_device = {m.get("DeviceName"): m for m in request}
     merged = []
     for m in template:
         dev = m.get("DeviceName")
-        merged.append(_merge_dict(m, by_device.pop(dev)) if dev in by_device else copy.deepcopy(m))
+        if dev not in by_device:
+            merged.append(copy.deepcopy(m))
+        elif mode == "entry":
+            merged.append(copy.deepcopy(by_device.pop(dev)))
+        else:
+            merged.append(_merge_dict(m, by_device.pop(dev)))
     return merged + [copy.deepcopy(m) for m in request if m.get("DeviceName") in by_device]
 
 
-def effective(data: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
+def effective(data: Mapping[str, Any], request: Mapping[str, Any], mapping_merge: str = "fields") -> dict[str, Any]:
     """The request as EC2 launches it: the template's values under the
     request's (parsed, nested, moto's shape names). Raises the conflicts
     EC2 refuses."""
@@ -126,7 +133,7 @@ def effective(data: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, 
                 out[key] = copy.deepcopy(value)
             continue
         if key == "BlockDeviceMappings":
-            out[key] = _merge_mappings(list(value), list(out[key]))
+            out[key] = _merge_mappings(list(value), list(out[key]), mapping_merge)
         elif key not in REPLACED and isinstance(value, Mapping) and isinstance(out[key], Mapping):
             out[key] = _merge_dict(value, out[key])
     return out
@@ -202,6 +209,10 @@ def selfcheck() -> list[tuple[str, Any, Any]]:
         ("nested merge", eff["MetadataOptions"], {"HttpTokens": "required", "InstanceMetadataTags": "enabled"}),
         ("mapping merged by device", eff["BlockDeviceMappings"],
          [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 50, "VolumeType": "gp3"}},
+          {"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 20}}]),
+        ("mapping replaced whole by device (entry mode)",
+         effective(data, request, mapping_merge="entry")["BlockDeviceMappings"],
+         [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeType": "gp3"}},
           {"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 20}}]),
         ("profile replaced whole", eff["IamInstanceProfile"], {"Name": "b"}),
         ("groups from the template", eff["SecurityGroupIds"], ["sg-t"]),

@@ -22,6 +22,7 @@ use crate::aws::AwsError;
 use crate::aws::placement::{Candidate, Market};
 use crate::settings::{
     ImageId, InstanceProfile, InstanceType, LaunchTemplate, SecurityGroupId, TemplateRef,
+    TemplateVolume,
 };
 
 /// gp3's baseline, which every gp3 volume gets at no extra charge.
@@ -175,7 +176,7 @@ pub(crate) struct LaunchSpec<'a> {
     /// The launch template, pinned to the version that was read and checked.
     pub(crate) launch_template: Option<&'a LaunchTemplate>,
     /// The template's volumes to mark DeleteOnTermination.
-    pub(crate) template_volumes: &'a [String],
+    pub(crate) template_volumes: &'a [TemplateVolume],
 }
 
 impl std::fmt::Debug for LaunchSpec<'_> {
@@ -268,19 +269,17 @@ pub(crate) fn request(
                 .build(),
         )
         .set_tag_specifications(Some(spec.tags.clone()));
-    // NOTE: EC2 merges these into the template's mappings by device name,
-    // so each keeps the template's size and type.
-    // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-instances-from-launch-template.html
-    for device in spec.template_volumes {
-        if device != root.name() {
+    // The template's volumes again, each with all its settings and
+    // DeleteOnTermination: right whether EC2 merges a mapping into the
+    // template's field by field or takes the request's entry whole, which
+    // its documentation leaves open (only "nested structures merge").
+    // NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-instances-from-launch-template.html
+    for volume in spec.template_volumes {
+        if volume.device != root.name() {
             request = request.block_device_mappings(
                 BlockDeviceMapping::builder()
-                    .device_name(device)
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .delete_on_termination(true)
-                            .build(),
-                    )
+                    .device_name(&volume.device)
+                    .ebs(template_ebs(volume))
                     .build(),
             );
         }
@@ -402,23 +401,36 @@ enum Verdict {
     NoSpot,
     /// EC2 refused the root mapping's device name.
     WrongRootDevice,
+    /// EC2 refused another mapping for having neither snapshot nor size.
+    UnsizedVolume,
     /// Every other candidate would fail the same way.
     Stop,
 }
 
-fn verdict(err: &AwsError, candidate: &Candidate) -> Verdict {
+/// The device EC2's "Either snapshot ID or volume size must be provided
+/// for: DEVICE" names, when that is the refusal.
+fn unsized_device(err: &AwsError) -> Option<&str> {
+    let (_, device) = err
+        .detail
+        .split_once("snapshot ID or volume size must be provided for:")?;
+    Some(device.trim().trim_end_matches('.'))
+}
+
+fn verdict(err: &AwsError, candidate: &Candidate, root: &str) -> Verdict {
     let code = err.code.as_deref().unwrap_or_default();
     let placed_by_zone = candidate.subnet.is_none() && candidate.zone.is_some();
     match code {
         // NOTE: EC2 refuses a mapping without size or snapshot for a device
-        // that is not the image's root device.
+        // that is not the image's root device, and names that device. Only
+        // a refusal of the root mapping says the root device name is wrong;
+        // one of another mapping (a template's volume) says nothing of it.
         // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EbsBlockDevice.html
-        "InvalidBlockDeviceMapping"
-            if err
-                .detail
-                .contains("snapshot ID or volume size must be provided") =>
-        {
-            Verdict::WrongRootDevice
+        "InvalidBlockDeviceMapping" if unsized_device(err).is_some() => {
+            if unsized_device(err) == Some(root) {
+                Verdict::WrongRootDevice
+            } else {
+                Verdict::UnsizedVolume
+            }
         }
         // NOTE: a zone of the default VPC without a default subnet (added
         // later, or its subnet deleted): on-demand says so, spot names the
@@ -443,6 +455,21 @@ fn verdict(err: &AwsError, candidate: &Candidate) -> Verdict {
         _ if err.is_capacity() => Verdict::Next,
         _ => Verdict::Stop,
     }
+}
+
+/// A template volume's mapping as the launch sends it: the template's
+/// settings, deleted with the instance.
+fn template_ebs(volume: &TemplateVolume) -> EbsBlockDevice {
+    EbsBlockDevice::builder()
+        .set_volume_size(volume.size)
+        .set_volume_type(volume.volume_type.as_deref().map(VolumeType::from))
+        .set_iops(volume.iops)
+        .set_throughput(volume.throughput)
+        .set_snapshot_id(volume.snapshot_id.clone())
+        .set_encrypted(volume.encrypted)
+        .set_kms_key_id(volume.kms_key_id.clone())
+        .delete_on_termination(true)
+        .build()
 }
 
 /// The hint for a root mapping EC2 refused.
@@ -506,7 +533,7 @@ pub(crate) async fn launch_first(
             market = candidate.market.as_str(),
             "launching"
         );
-        let err = loop {
+        let (err, root) = loop {
             let root = learned.root();
             match run_instance(client, spec, candidate, &root).await {
                 Ok((id, root_device_name)) => {
@@ -523,8 +550,8 @@ pub(crate) async fn launch_first(
                     return Ok((launched, failures));
                 }
                 Err(err) => {
-                    if verdict(&err, candidate) != Verdict::WrongRootDevice {
-                        break err;
+                    if verdict(&err, candidate, root.name()) != Verdict::WrongRootDevice {
+                        break (err, root);
                     }
                     let mut current = lock(&learned.root);
                     if let RootDevice::Probe(left) = &mut *current {
@@ -545,7 +572,7 @@ pub(crate) async fn launch_first(
                 }
             }
         };
-        let skip = match verdict(&err, candidate) {
+        let skip = match verdict(&err, candidate, root.name()) {
             Verdict::Next => format!("{}; trying the next candidate", err.detail),
             Verdict::BadZone => {
                 let zone = candidate.zone.clone().unwrap_or_default();
@@ -576,6 +603,19 @@ pub(crate) async fn launch_first(
                 });
                 last = Some(err);
                 continue;
+            }
+            Verdict::UnsizedVolume => {
+                let device = unsized_device(&err).unwrap_or_default().to_owned();
+                return Err((
+                    AwsError {
+                        hint: Some(format!(
+                            "EC2 needs a size or a snapshot for every volume but the image's root ({}), and {device} has neither. If it is a launch template's volume, give it a VolumeSize or SnapshotId in a new template version",
+                            root.name()
+                        )),
+                        ..err
+                    },
+                    failures,
+                ));
             }
             Verdict::NoSpot | Verdict::WrongRootDevice | Verdict::Stop => {
                 return Err((err, failures));
@@ -664,6 +704,14 @@ mod tests {
             ),
             (
                 refusal(
+                    "InvalidBlockDeviceMapping",
+                    "Either snapshot ID or volume size must be provided for: /dev/xvdf",
+                ),
+                &spot,
+                Verdict::UnsizedVolume,
+            ),
+            (
+                refusal(
                     "InvalidInput",
                     "No default subnet for availability zone: 'us-east-1e'.",
                 ),
@@ -724,7 +772,12 @@ mod tests {
             ),
         ];
         for (err, candidate, want) in cases {
-            assert_eq!(verdict(&err, candidate), want, "{}", err.detail);
+            assert_eq!(
+                verdict(&err, candidate, "/dev/sda1"),
+                want,
+                "{}",
+                err.detail
+            );
         }
         // A subnet the user gave is not a zone problem: it is theirs to fix.
         let mut pinned = spot.clone();
@@ -734,7 +787,7 @@ mod tests {
             "InvalidSubnetID.NotFound",
             "The subnet ID 'subnet-0000000a' does not exist",
         );
-        assert_eq!(verdict(&err, &pinned), Verdict::Stop);
+        assert_eq!(verdict(&err, &pinned, "/dev/sda1"), Verdict::Stop);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use aws_sdk_ec2::Client;
 use crate::aws::AwsError;
 use crate::settings::{
     ImageSource, InstanceType, LaunchTemplate, SecurityGroupId, StartSettings, TemplateRef,
-    TemplateVersion,
+    TemplateVersion, TemplateVolume,
 };
 
 /// The parts of one template version that matter to a start.
@@ -46,9 +46,9 @@ pub(crate) struct Template {
     pub(crate) network_interfaces: usize,
     /// `DisableApiTermination`.
     pub(crate) termination_protected: bool,
-    /// Its EBS volumes: device name, and whether they are deleted with the
-    /// instance (unset: EC2's default for a mapping, false).
-    pub(crate) volumes: Vec<(String, Option<bool>)>,
+    /// Its EBS volumes, with their settings (an unset DeleteOnTermination
+    /// is EC2's default for a mapping: false).
+    pub(crate) volumes: Vec<TemplateVolume>,
     /// Whether it sets InstanceRequirements (attribute-based types).
     pub(crate) instance_requirements: bool,
     /// Whether it sets CpuOptions (core count, threads per core).
@@ -159,7 +159,17 @@ pub(crate) async fn read(client: &Client, wanted: &LaunchTemplate) -> Result<Tem
             .iter()
             .filter_map(|m| {
                 let ebs = m.ebs()?;
-                Some((m.device_name()?.to_owned(), ebs.delete_on_termination()))
+                Some(TemplateVolume {
+                    device: m.device_name()?.to_owned(),
+                    size: ebs.volume_size(),
+                    volume_type: ebs.volume_type().map(|t| t.as_str().to_owned()),
+                    iops: ebs.iops(),
+                    throughput: ebs.throughput(),
+                    snapshot_id: ebs.snapshot_id().map(str::to_owned),
+                    encrypted: ebs.encrypted(),
+                    kms_key_id: ebs.kms_key_id().map(str::to_owned),
+                    delete_on_termination: ebs.delete_on_termination(),
+                })
             })
             .collect();
         template.instance_requirements = data.instance_requirements().is_some();
@@ -374,20 +384,50 @@ pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result
     // A volume that outlived its machine would bill on: each of the
     // template's volumes is sent again with DeleteOnTermination, which EC2
     // merges into the template's mapping for that device.
-    instance.template_volumes = template
+    instance.template_volumes = template.volumes.clone();
+    let kept: Vec<&str> = template
         .volumes
         .iter()
-        .filter(|(_, delete)| *delete != Some(true))
-        .map(|(device, _)| device.clone())
+        .filter(|v| v.delete_on_termination != Some(true))
+        .map(|v| v.device.as_str())
         .collect();
-    if !instance.template_volumes.is_empty() {
+    if !kept.is_empty() {
         applied.overridden.push(format!(
             "DeleteOnTermination of {}, by true (a volume left behind bills on)",
-            instance.template_volumes.join(", ")
+            kept.join(", ")
         ));
     }
     instance.launch_template = Some(template.pinned());
     Ok(applied)
+}
+
+/// What the tool's root mapping replaces of a template's mapping for the
+/// image's root device: the tool always sends an encrypted gp3 root (of
+/// `volume-size`, or the image's size), so a template's root size or type
+/// does not apply. `None` when the template has no such settings.
+pub(crate) fn root_override(
+    volumes: &[TemplateVolume],
+    root: &str,
+    volume_size: Option<i32>,
+) -> Option<String> {
+    let volume = volumes.iter().find(|v| v.device == root)?;
+    let mut theirs = Vec::new();
+    if let Some(size) = volume.size {
+        theirs.push(format!("{size} GiB"));
+    }
+    if let Some(kind) = &volume.volume_type {
+        theirs.push(kind.clone());
+    }
+    if theirs.is_empty() {
+        return None;
+    }
+    let size = volume_size.map_or("the image's size".to_owned(), |s| {
+        format!("{s} GiB (volume-size)")
+    });
+    Some(format!(
+        "the launch template's mapping for {root} ({}) is the image's root volume, which this tool always sets: it gets gp3 at {size} instead. Set volume-size to choose its size",
+        theirs.join(", ")
+    ))
 }
 
 /// Logs what the template supplied and, as a warning, what is set over
@@ -487,6 +527,34 @@ mod tests {
     }
 
     #[test]
+    fn a_template_root_size_or_type_that_the_root_mapping_replaces_is_named() {
+        let volumes = [
+            TemplateVolume {
+                device: "/dev/xvda".into(),
+                size: Some(50),
+                volume_type: Some("io2".into()),
+                ..TemplateVolume::default()
+            },
+            TemplateVolume {
+                device: "/dev/xvdf".into(),
+                size: Some(100),
+                ..TemplateVolume::default()
+            },
+        ];
+        let note = root_override(&volumes, "/dev/xvda", Some(30)).unwrap();
+        assert!(
+            note.contains("/dev/xvda (50 GiB, io2)") && note.contains("gp3 at 30 GiB"),
+            "{note}"
+        );
+        assert!(root_override(&volumes, "/dev/sda1", None).is_none());
+        let bare = [TemplateVolume {
+            device: "/dev/xvda".into(),
+            ..TemplateVolume::default()
+        }];
+        assert!(root_override(&bare, "/dev/xvda", None).is_none());
+    }
+
+    #[test]
     fn inputs_and_the_tool_win_and_every_override_is_named() {
         let mut s = settings(&[
             ("image-id", "ami-0fedcba9876543210"),
@@ -503,16 +571,37 @@ mod tests {
             shutdown: Some("stop".into()),
             http_tokens: Some("optional".into()),
             termination_protected: true,
-            volumes: vec![
-                ("/dev/xvdf".into(), None),
-                ("/dev/xvdg".into(), Some(false)),
-                ("/dev/xvdh".into(), Some(true)),
-            ],
+            volumes: [
+                ("/dev/xvdf", None),
+                ("/dev/xvdg", Some(false)),
+                ("/dev/xvdh", Some(true)),
+            ]
+            .into_iter()
+            .map(|(device, delete)| TemplateVolume {
+                device: device.into(),
+                size: Some(20),
+                delete_on_termination: delete,
+                ..TemplateVolume::default()
+            })
+            .collect(),
             ..template()
         };
         let applied = apply(&mut s, &t).unwrap();
         assert!(applied.supplied.is_empty(), "{applied:?}");
-        assert_eq!(s.instance.template_volumes, ["/dev/xvdf", "/dev/xvdg"]);
+        let devices: Vec<&str> = s
+            .instance
+            .template_volumes
+            .iter()
+            .map(|v| v.device.as_str())
+            .collect();
+        assert_eq!(devices, ["/dev/xvdf", "/dev/xvdg", "/dev/xvdh"]);
+        assert!(
+            applied
+                .overridden
+                .iter()
+                .any(|o| o.contains("DeleteOnTermination of /dev/xvdf, /dev/xvdg, by true")),
+            "{applied:?}"
+        );
         assert!(applied.cautions.is_empty(), "{applied:?}");
         let mut s2 = settings(&[
             ("image-id", "ami-0fedcba9876543210"),

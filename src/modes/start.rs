@@ -264,6 +264,16 @@ async fn start(
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
     let (image_id, image) = image?;
     let (types, root) = image_facts(settings, &image_id, image)?;
+    if root.may_size() {
+        let note = templates::root_override(
+            &instance.template_volumes,
+            root.name(),
+            instance.volume_size,
+        );
+        if let Some(note) = note {
+            actions::warning(&note);
+        }
+    }
     let subnet_zones = if subnet_zones.is_empty() {
         instance
             .subnet_ids

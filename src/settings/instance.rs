@@ -65,7 +65,33 @@ pub(crate) struct InstanceSettings {
     /// The launch template that supplies what the inputs leave unset.
     pub(crate) launch_template: Option<LaunchTemplate>,
     /// The template's volumes that the launch marks DeleteOnTermination.
-    pub(crate) template_volumes: Vec<String>,
+    pub(crate) template_volumes: Vec<TemplateVolume>,
+}
+
+/// A launch template's EBS volume, with every setting the template gives
+/// it: the launch sends them all again beside DeleteOnTermination, which is
+/// right whether EC2 merges a mapping field by field or takes the request's
+/// entry whole (its documentation leaves that open).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TemplateVolume {
+    /// The device name, e.g. `/dev/xvdf`.
+    pub(crate) device: String,
+    /// Size in GiB.
+    pub(crate) size: Option<i32>,
+    /// `gp3`, `io2`, …
+    pub(crate) volume_type: Option<String>,
+    /// Provisioned IOPS.
+    pub(crate) iops: Option<i32>,
+    /// Throughput in MiB/s (gp3).
+    pub(crate) throughput: Option<i32>,
+    /// The snapshot it is made from.
+    pub(crate) snapshot_id: Option<String>,
+    /// Whether it is encrypted.
+    pub(crate) encrypted: Option<bool>,
+    /// The KMS key that encrypts it.
+    pub(crate) kms_key_id: Option<String>,
+    /// Whether the template deletes it with the instance.
+    pub(crate) delete_on_termination: Option<bool>,
 }
 
 impl InstanceSettings {

@@ -408,3 +408,80 @@ fn a_launch_template_named_like_an_id_is_found_by_its_name() {
         "the template named lt-build supplied the type"
     );
 }
+
+#[test]
+fn a_template_data_volume_keeps_its_settings_however_ec2_combines_mappings() {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+        RequestLaunchTemplateData, VolumeType,
+    };
+    // EC2's documentation says nested structures merge, not whether a
+    // mapping merges field by field or the request's entry replaces the
+    // template's whole: the stand-in does either, and the launch must be
+    // right both ways.
+    for mode in ["entry", "fields"] {
+        let env = Env::start();
+        env.shim_config(json!({"template_mapping_merge": mode}));
+        let volume = |device: &str, size: i32, kind: VolumeType| {
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name(device)
+                .ebs(
+                    LaunchTemplateEbsBlockDeviceRequest::builder()
+                        .volume_size(size)
+                        .volume_type(kind)
+                        .build(),
+                )
+                .build()
+        };
+        // A data volume the template leaves behind on termination, and a
+        // size and type for the image's root (/dev/sda1), which the tool's
+        // root mapping replaces.
+        let data = RequestLaunchTemplateData::builder()
+            .image_id(crate::harness::AMI)
+            .instance_type(aws_sdk_ec2::types::InstanceType::M7iLarge)
+            .block_device_mappings(volume("/dev/xvdf", 40, VolumeType::Standard))
+            .block_device_mappings(volume("/dev/sda1", 50, VolumeType::Gp2))
+            .build();
+        env.launch_template("with-data", data);
+        let run = env.start_runner(&[
+            ("INPUT_LAUNCH_TEMPLATE", "with-data"),
+            ("INPUT_IMAGE_ID", ""),
+            ("INPUT_INSTANCE_TYPES", ""),
+            ("INPUT_ROOT_DEVICE_NAME", "/dev/sda1"),
+        ]);
+        run.assert_ok();
+        let instance = env.live_instances().pop().unwrap();
+        let id = instance.instance_id().unwrap();
+        let volumes = env.volumes_of(id);
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v.0 == "/dev/xvdf" && v.1 == 40 && v.2 == "standard"),
+            "{mode}: the template's data volume, as the template made it: {volumes:?}"
+        );
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v.0 == "/dev/sda1" && v.2 == "gp3" && v.5),
+            "{mode}: the tool's encrypted gp3 root: {volumes:?}"
+        );
+        let data_volume = instance
+            .block_device_mappings()
+            .iter()
+            .find(|m| m.device_name() == Some("/dev/xvdf"))
+            .and_then(|m| m.ebs())
+            .unwrap();
+        assert_eq!(
+            data_volume.delete_on_termination(),
+            Some(true),
+            "{mode}: nothing bills on after the machine"
+        );
+        assert!(
+            run.stdout.contains(
+                "::warning::the launch template's mapping for /dev/sda1 (50 GiB, gp2) is the image's root volume"
+            ),
+            "{mode}: {}",
+            run.stdout
+        );
+    }
+}
