@@ -18,7 +18,15 @@ out, and a type offering i386 besides x86_64 counts as x86_64). For each it writ
     memory_mib     MemoryInfo.SizeInMiB
     arch           x86_64 or arm64
     burstable      yes/no: BurstablePerformanceSupported (the T families)
-    gpus           the number of GPUs (the sum of GpuInfo.Gpus[].Count), 0 when none
+    gpus           the number of whole GPUs (the sum of GpuInfo.Gpus[].Count), 0 when none;
+                   a type with a slice of a GPU (GpuPartitionSize below 1, e.g. g6f) has 0
+    accelerators   the kinds of accelerator the type has, one for each field of
+                   InstanceTypeInfo that describes one, joined by "|", "-" when none:
+                   gpu (GpuInfo; a slice of a GPU included), fpga (FpgaInfo), inference
+                   (InferenceAcceleratorInfo: AWS Inferentia, Qualcomm AI 100), neuron
+                   (NeuronInfo: AWS Inferentia and Trainium), media (MediaAcceleratorInfo:
+                   video transcoders). gpu, fpga, inference and media are the words of EC2's
+                   AcceleratorType (attribute-based instance type selection).
     instance_store_disks
                    the number of instance-store disks (the sum of
                    InstanceStorageInfo.Disks[].Count), 0 when none
@@ -53,13 +61,16 @@ Testing, from the repository root (prints nothing when all is well):
         --from-file scripts/testdata/instance-types-sample.json 2>/dev/null \
       | diff - scripts/testdata/expected-instance_types.tsv
 
-The sample holds eleven entries of moto's file, cut down by hand to the fields that matter here
+The sample holds sixteen entries of moto's file, cut down to the fields that matter here
 (p5.4xlarge altered to be sold only as a capacity block). Between them they cover every rule:
-a previous-generation type (m4.large), one sold neither as spot nor on-demand (p5.4xlarge) and
-a Mac type (mac2.metal), all three dropped; an i386+x86_64 type (t2.micro); a burstable arm64
+a previous-generation type (m4.large), kept; one sold neither as spot nor on-demand
+(p5.4xlarge) and a Mac type (mac2.metal), both dropped; an i386+x86_64 type (t2.micro); a burstable arm64
 type (t4g.micro); an arm64 and an x86_64 compute type (c7g.large, c7i.large); instance stores
 with NVMe and two disks (i4i.8xlarge) and without NVMe on HDD (h1.2xlarge); a bare-metal type
-without a Hypervisor field (c7g.metal); and a GPU type with four GPUs (g4dn.12xlarge).
+without a Hypervisor field (c7g.metal); a GPU type with four GPUs (g4dn.12xlarge) and one with
+an eighth of a GPU (g6f.large); and one type of each other accelerator kind: Inferentia
+(inf2.xlarge, with both InferenceAcceleratorInfo and NeuronInfo), Trainium (trn1.2xlarge,
+NeuronInfo only), an FPGA (f2.6xlarge) and a media accelerator (vt1.3xlarge).
 
 Standard library only.
 """
@@ -87,6 +98,7 @@ COLUMNS = (
     "arch",
     "burstable",
     "gpus",
+    "accelerators",
     "instance_store_disks",
     "instance_store_gb",
     "nvme",
@@ -96,6 +108,18 @@ COLUMNS = (
 )
 
 USAGE_CLASSES = ("spot", "on-demand")
+# The accelerator kinds and the field of InstanceTypeInfo that tells each. gpu, fpga, inference
+# and media are the values of EC2's AcceleratorType (InstanceRequirements.AcceleratorTypes);
+# NeuronInfo (Inferentia and Trainium) has no word there and is named after its field.
+# NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceTypeInfo.html
+# NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceRequirements.html
+ACCELERATOR_FIELDS = (
+    ("gpu", "GpuInfo"),
+    ("fpga", "FpgaInfo"),
+    ("inference", "InferenceAcceleratorInfo"),
+    ("neuron", "NeuronInfo"),
+    ("media", "MediaAcceleratorInfo"),
+)
 NVME_YES = ("required", "supported")
 NVME_NO = ("unsupported",)
 
@@ -308,6 +332,12 @@ def row(name, info):
     if "GpuInfo" in info:
         for gpu in field(info, name, "GpuInfo", "Gpus", kind=list):
             gpus += field(gpu, name, "Count", kind=int)
+    accelerators = []
+    for kind, key in ACCELERATOR_FIELDS:
+        if key in info:
+            if not isinstance(info[key], dict) or not info[key]:
+                raise DataError(f"{name}: {key} is {info[key]!r}, not a description")
+            accelerators.append(kind)
 
     disks = size_gb = 0
     nvme = "-"
@@ -339,6 +369,7 @@ def row(name, info):
         architecture(name, info),
         yes_no(burstable),
         str(gpus),
+        "|".join(accelerators) or "-",
         str(disks),
         str(size_gb),
         nvme,
@@ -381,9 +412,11 @@ def render(rows, source, version, as_of):
         f"# as-of: {as_of}",
         *origin,
         "# columns: vcpus = default vCPUs; memory_mib in MiB; arch x86_64 or arm64; burstable",
-        "#   yes/no (T families); gpus = whole GPUs (0 when none); instance_store_disks and",
-        "#   instance_store_gb (0 when none); nvme yes/no, - without an instance store;",
-        "#   bare_metal yes/no; current = AWS's CurrentGeneration; spot = sold as spot.",
+        "#   yes/no (T families); gpus = whole GPUs (0 when none, and for a slice of one);",
+        "#   accelerators = gpu, fpga, inference, neuron, media joined by |, - when none;",
+        "#   instance_store_disks and instance_store_gb (0 when none); nvme yes/no, - without an",
+        "#   instance store; bare_metal yes/no; current = AWS's CurrentGeneration; spot = sold",
+        "#   as spot.",
         "#   Sorted by instance_type.",
         f"# taken: {as_of}, by scripts/update-instance-types.py.",
         "# regenerate with the moto version pinned in testenv/requirements.txt (see --help):",
@@ -409,7 +442,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--output",
-        default=os.path.join(REPO, "src", "aws", "instance_types.tsv"),
+        default=os.path.join(REPO, "src", "catalogue", "instance_types.tsv"),
         help="where to write the table, '-' for standard output (default: %(default)s)",
     )
     parser.add_argument(

@@ -11,7 +11,29 @@ use crate::pricing::data_rows;
 const INSTANCE_TYPES_TSV: &str = include_str!("catalogue/instance_types.tsv");
 
 /// Its column header.
-const COLUMNS: &str = "instance_type\tfamily\tvcpus\tmemory_mib\tarch\tburstable\tgpus\tinstance_store_disks\tinstance_store_gb\tnvme\tbare_metal\tcurrent\tspot";
+const COLUMNS: &str = "instance_type\tfamily\tvcpus\tmemory_mib\tarch\tburstable\tgpus\taccelerators\tinstance_store_disks\tinstance_store_gb\tnvme\tbare_metal\tcurrent\tspot";
+
+/// The kinds of accelerator, as the `accelerators` column and the
+/// `accelerator=` requirement name them: one for each field of
+/// DescribeInstanceTypes that describes one (`GpuInfo`, `FpgaInfo`,
+/// `InferenceAcceleratorInfo`, `NeuronInfo`, `MediaAcceleratorInfo`). Bit
+/// `1 << i` of [`TypeInfo::accelerators`] stands for the `i`th.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceTypeInfo.html
+pub(crate) const ACCELERATOR_KINDS: [&str; 5] = ["gpu", "fpga", "inference", "neuron", "media"];
+
+/// The bit of the `gpu` kind.
+const GPU: u8 = 1;
+
+/// The bits of `|`-separated kinds, or the first word that is none.
+fn accelerator_bits(list: &str) -> Result<u8, &str> {
+    list.split('|').map(str::trim).try_fold(0, |bits, kind| {
+        ACCELERATOR_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map(|i| bits | 1 << i)
+            .ok_or(kind)
+    })
+}
 
 /// The day the table was generated (its `# as-of:` line; a test compares).
 pub(crate) const CATALOGUE_AS_OF: &str = "2026-12-02";
@@ -37,8 +59,11 @@ pub(crate) struct TypeInfo {
     pub(crate) arch: &'static str,
     /// A T family (CPU credits).
     pub(crate) burstable: bool,
-    /// Whole GPUs.
+    /// Whole GPUs (0 for a slice of one, as on g6f).
     pub(crate) gpus: u32,
+    /// The kinds of accelerator it has, as bits of [`ACCELERATOR_KINDS`]
+    /// (a slice of a GPU counts as `gpu`).
+    pub(crate) accelerators: u8,
     /// Instance-store disks (0: none).
     pub(crate) store_disks: u32,
     /// Instance-store size in GB (0: none).
@@ -83,12 +108,17 @@ fn parse(text: &'static str) -> Result<Vec<TypeInfo>, String> {
             arch,
             burstable: yes(f[5], line)?,
             gpus: u32::try_from(num(6)?).map_err(|e| e.to_string())?,
-            store_disks: u32::try_from(num(7)?).map_err(|e| e.to_string())?,
-            store_gb: num(8)?,
-            nvme: yes(f[9], line)?,
-            bare_metal: yes(f[10], line)?,
-            current: yes(f[11], line)?,
-            spot: yes(f[12], line)?,
+            accelerators: match f[7] {
+                "-" => 0,
+                list => accelerator_bits(list)
+                    .map_err(|kind| format!("line {line}: unknown accelerator kind {kind:?}"))?,
+            },
+            store_disks: u32::try_from(num(8)?).map_err(|e| e.to_string())?,
+            store_gb: num(9)?,
+            nvme: yes(f[10], line)?,
+            bare_metal: yes(f[11], line)?,
+            current: yes(f[12], line)?,
+            spot: yes(f[13], line)?,
         });
     }
     Ok(out)
@@ -109,6 +139,18 @@ pub(crate) struct Range {
 }
 
 impl Range {
+    /// Any value.
+    const ANY: Self = Self {
+        min: None,
+        max: None,
+    };
+
+    /// Exactly none.
+    const NONE: Self = Self {
+        min: Some(0.0),
+        max: Some(0.0),
+    };
+
     fn holds(&self, v: f64) -> bool {
         self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
     }
@@ -157,6 +199,17 @@ pub(crate) enum Allow {
     Only,
 }
 
+/// What `accelerator=` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accelerators {
+    /// `none`: no type with an accelerator (the default).
+    None,
+    /// `any`: with or without.
+    Any,
+    /// Types with at least one of these kinds (bits of [`ACCELERATOR_KINDS`]).
+    Kinds(u8),
+}
+
 /// A parsed `instance-requirements` input, e.g.
 /// `vcpu=4-8,memory=16+,arch=arm64,family=c7g|m7g,burstable=no`.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,8 +224,11 @@ pub(crate) struct Requirements {
     pub(crate) families: Vec<String>,
     /// T families.
     pub(crate) burstable: Allow,
-    /// GPUs (default exactly 0).
-    pub(crate) gpus: Range,
+    /// Whole GPUs (`gpu=`); `None`: any number when `accelerators` asks
+    /// for GPUs, else 0.
+    pub(crate) gpus: Option<Range>,
+    /// Accelerator kinds (`accelerator=`; default none).
+    pub(crate) accelerators: Accelerators,
     /// NVMe instance store.
     pub(crate) instance_store: Allow,
     /// `.metal` types.
@@ -182,8 +238,7 @@ pub(crate) struct Requirements {
 }
 
 /// The keys `instance-requirements` takes, for messages.
-pub(crate) const REQUIREMENT_KEYS: &str =
-    "vcpu, memory (GiB), arch, family, burstable, gpu, instance-store, bare-metal, generation";
+pub(crate) const REQUIREMENT_KEYS: &str = "vcpu, memory (GiB), arch, family, burstable, gpu, accelerator, instance-store, bare-metal, generation";
 
 impl Requirements {
     /// Parses the input; the error says what is wrong with which part.
@@ -200,10 +255,8 @@ impl Requirements {
             arch: None,
             families: Vec::new(),
             burstable: Allow::No,
-            gpus: Range {
-                min: Some(0.0),
-                max: Some(0.0),
-            },
+            gpus: None,
+            accelerators: Accelerators::None,
             instance_store: Allow::Yes,
             bare_metal: Allow::No,
             current_only: false,
@@ -264,7 +317,19 @@ impl Requirements {
                     bounded = true;
                 }
                 "burstable" => req.burstable = allow()?,
-                "gpu" | "gpus" => req.gpus = range()?,
+                "gpu" | "gpus" => req.gpus = Some(range()?),
+                "accelerator" | "accelerators" => {
+                    req.accelerators = match value {
+                        "none" | "no" => Accelerators::None,
+                        "any" | "yes" => Accelerators::Any,
+                        list => Accelerators::Kinds(accelerator_bits(list).map_err(|kind| {
+                            format!(
+                                "`{part}`: {kind:?} is no accelerator kind; use none, any, or kinds among {} joined by |",
+                                ACCELERATOR_KINDS.join(", ")
+                            )
+                        })?),
+                    };
+                }
                 "instance-store" => req.instance_store = allow()?,
                 "bare-metal" => req.bare_metal = allow()?,
                 "generation" => {
@@ -291,6 +356,23 @@ impl Requirements {
             Allow::Yes => true,
             Allow::Only => has,
         };
+        // Whole GPUs: as asked, else any number when GPUs are asked for, else
+        // none. Accelerator kinds: none, but GPUs when `gpu=` admits more
+        // than none; or at least one of those asked for (a type may have
+        // others besides: inf2 has InferenceAcceleratorInfo and NeuronInfo).
+        let gpus = self.gpus.unwrap_or(match self.accelerators {
+            Accelerators::Any => Range::ANY,
+            Accelerators::Kinds(bits) if bits & GPU != 0 => Range::ANY,
+            _ => Range::NONE,
+        });
+        let accelerators_ok = match self.accelerators {
+            Accelerators::None => {
+                let gpu_ok = gpus.max.is_none_or(|m| m > 0.0);
+                t.accelerators & !if gpu_ok { GPU } else { 0 } == 0
+            }
+            Accelerators::Any => true,
+            Accelerators::Kinds(bits) => t.accelerators & bits != 0,
+        };
         let family_ok = self.families.is_empty()
             || self.families.iter().any(|f| match f.strip_suffix('*') {
                 Some(stem) => t.family.starts_with(stem),
@@ -299,7 +381,8 @@ impl Requirements {
         t.arch == arch
             && self.vcpu.holds(f64::from(t.vcpus))
             && self.memory_gib.holds(t.memory_mib as f64 / 1024.0)
-            && self.gpus.holds(f64::from(t.gpus))
+            && gpus.holds(f64::from(t.gpus))
+            && accelerators_ok
             && family_ok
             && allowed(self.burstable, t.burstable)
             && allowed(self.instance_store, t.store_disks > 0 && t.nvme)
@@ -351,6 +434,12 @@ mod tests {
         let store = lookup("c6id.2xlarge").expect("c6id.2xlarge");
         assert!(store.nvme && store.store_disks == 1 && store.store_gb > 0);
         assert!(lookup("t4g.micro").expect("t4g.micro").burstable);
+        let slice = lookup("g6f.large").expect("g6f.large");
+        assert_eq!((slice.gpus, slice.accelerators), (0, GPU));
+        assert_eq!(lookup("g4dn.xlarge").expect("g4dn.xlarge").gpus, 1);
+        let inf = lookup("inf2.xlarge").expect("inf2.xlarge").accelerators;
+        assert_eq!(Ok(inf), accelerator_bits("inference|neuron"));
+        assert_eq!(lookup("c7i.large").expect("c7i.large").accelerators, 0);
     }
 
     #[test]
@@ -403,6 +492,71 @@ mod tests {
     }
 
     #[test]
+    fn accelerated_types_match_only_when_asked_for() {
+        let names = |raw: &str| -> Vec<&'static str> {
+            let req = Requirements::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            req.matching("x86_64", true)
+                .0
+                .iter()
+                .map(|t| t.name)
+                .collect()
+        };
+        // Each of these has the size asked for and an accelerator: a slice of
+        // an NVIDIA L4 (g6f, none of a whole GPU), a whole GPU (g4dn),
+        // Inferentia (inf1, inf2), Trainium (trn1), an FPGA (f2) and a video
+        // transcoder (vt1); the first five have a plain type of that size.
+        for (raw, accelerated, plain) in [
+            ("vcpu=2,memory=8", "g6f.large", Some("m7i.large")),
+            ("vcpu=4,memory=16", "g4dn.xlarge", Some("m7i.xlarge")),
+            ("vcpu=4,memory=8", "inf1.xlarge", Some("c7i.xlarge")),
+            ("vcpu=4,memory=16", "inf2.xlarge", Some("m7i.xlarge")),
+            ("vcpu=8,memory=32", "trn1.2xlarge", Some("m7i.2xlarge")),
+            ("vcpu=24,memory=256", "f2.6xlarge", None),
+            ("vcpu=12,memory=24", "vt1.3xlarge", None),
+        ] {
+            let found = names(raw);
+            assert!(!found.contains(&accelerated), "{raw}: {found:?}");
+            if let Some(plain) = plain {
+                assert!(found.contains(&plain), "{raw}: {found:?}");
+            }
+            assert!(
+                names(&format!("{raw},accelerator=any")).contains(&accelerated),
+                "{raw},accelerator=any"
+            );
+        }
+        // gpu=0 leaves out even a slice of a GPU; gpu=0+ takes any GPU type,
+        // gpu=1+ whole GPUs only.
+        assert!(!names("vcpu=2,memory=8,gpu=0").contains(&"g6f.large"));
+        let any_gpu = names("vcpu=2-4,memory=8-16,gpu=0+");
+        assert!(
+            any_gpu.contains(&"g6f.large") && any_gpu.contains(&"g4dn.xlarge"),
+            "{any_gpu:?}"
+        );
+        assert!(!any_gpu.contains(&"inf2.xlarge"), "{any_gpu:?}");
+        let whole = names("vcpu=2-4,memory=8-16,gpu=1+");
+        assert!(whole.contains(&"g4dn.xlarge") && !whole.contains(&"g6f.large"));
+        assert!(whole.iter().all(|n| lookup(n).is_some_and(|t| t.gpus >= 1)));
+        // An accelerator kind asks for types that have it, and only those.
+        let gpu = names("vcpu=2-4,memory=8-16,accelerator=gpu");
+        assert!(gpu.contains(&"g6f.large") && gpu.contains(&"g4dn.xlarge"));
+        assert!(!gpu.contains(&"m7i.large"), "{gpu:?}");
+        assert_eq!(
+            names("vcpu=4,memory=16,accelerator=inference"),
+            ["inf2.xlarge"]
+        );
+        assert_eq!(
+            names("vcpu=8,memory=32,accelerator=neuron"),
+            ["trn1.2xlarge"]
+        );
+        let fpga = names("vcpu=1+,accelerator=fpga");
+        assert!(
+            !fpga.is_empty() && fpga.iter().all(|n| n.starts_with("f2.")),
+            "{fpga:?}"
+        );
+        assert_eq!(names("vcpu=12,accelerator=media|fpga"), ["vt1.3xlarge"]);
+    }
+
+    #[test]
     fn bad_requirements_say_what_is_wrong() {
         for (raw, needle) in [
             ("vcpu", "KEY=VALUE"),
@@ -415,6 +569,8 @@ mod tests {
             ("vcpu=4,burstable=maybe", "yes, no or only"),
             ("arch=arm64", "says nothing of size"),
             ("vcpu=2,generation=new", "current or any"),
+            ("vcpu=2,accelerator=tpu", "\"tpu\" is no accelerator kind"),
+            ("vcpu=2,accelerator=gpu|", "\"\" is no accelerator kind"),
         ] {
             let err = Requirements::parse(raw).unwrap_err();
             assert!(err.contains(needle), "{raw}: {err}");

@@ -1,6 +1,6 @@
 //! Placement: current spot prices per instance type and zone, the ranking of
-//! launch candidates (cheapest spot first, then on-demand when allowed), and
-//! the optional mapping of subnets to zones.
+//! launch candidates (cheapest spot first, then on-demand by list price when
+//! allowed), and the optional mapping of subnets to zones.
 
 use std::collections::HashMap;
 
@@ -168,7 +168,7 @@ pub(crate) struct RankInput<'a> {
     pub(crate) max_spot_price: Option<f64>,
     /// Markets to use.
     pub(crate) policy: MarketPolicy,
-    /// How spot candidates are ordered.
+    /// How candidates are ordered (spot and on-demand alike).
     pub(crate) rank_by: RankBy,
     /// Whether a type without a spot price is still tried as spot: yes for
     /// types the user named, no for types matched by size (a type the region
@@ -192,9 +192,33 @@ fn per(by: RankBy, instance_type: &InstanceType, price: f64) -> f64 {
     }
 }
 
+/// The types in on-demand order: by the region's list price compiled into
+/// the release (per vCPU with `rank-by: price-per-vcpu`), cheapest first,
+/// then the types the table has no price for; the given order (the user's,
+/// or smallest first for matched types) breaks ties and orders the rest, as
+/// it does for spot. Nothing is estimated from another region or size.
+fn on_demand_order<'a>(input: &RankInput<'a>) -> Vec<&'a InstanceType> {
+    let mut keyed: Vec<(Option<(f64, f64)>, &InstanceType)> = input
+        .types
+        .iter()
+        .map(|t| {
+            let price = crate::pricing::on_demand_per_hour(input.region, t.as_str());
+            (price.map(|p| (per(input.rank_by, t, p), p)), t)
+        })
+        .collect();
+    // A stable sort: equal keys keep the given order.
+    keyed.sort_by(|(a, _), (b, _)| match (a, b) {
+        (Some(a), Some(b)) => a.0.total_cmp(&b.0).then_with(|| a.1.total_cmp(&b.1)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    keyed.into_iter().map(|(_, t)| t).collect()
+}
+
 /// Orders the launch candidates: spot by price (ties by the user's type
 /// order, then zone), types without a price after the priced ones, then
-/// on-demand in the user's type order.
+/// on-demand by list price (see [`on_demand_order`]).
 pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate> {
     let type_rank = |t: &InstanceType| {
         input
@@ -254,17 +278,19 @@ pub(crate) fn rank(input: &RankInput<'_>, prices: &[SpotPrice]) -> Vec<Candidate
                 }
             }
         } else {
-            candidates.extend(subnet_candidates(input, prices, Market::Spot));
+            let types: Vec<&InstanceType> = input.types.iter().collect();
+            candidates.extend(subnet_candidates(input, &types, prices, Market::Spot));
         }
     }
 
     if input.policy != MarketPolicy::Spot {
+        let types = on_demand_order(input);
         if input.subnets.is_empty() {
-            for t in input.types {
+            for t in types {
                 candidates.extend(unpriced(t, input.zones, Market::OnDemand));
             }
         } else {
-            candidates.extend(subnet_candidates(input, prices, Market::OnDemand));
+            candidates.extend(subnet_candidates(input, &types, prices, Market::OnDemand));
         }
     }
     candidates
@@ -288,10 +314,11 @@ fn unpriced(instance_type: &InstanceType, zones: &[String], market: Market) -> V
 }
 
 /// Candidates when subnets are pinned: every (type, subnet) pair. With known
-/// subnet zones, spot pairs are ordered by that zone's price; otherwise the
-/// user's type order, then subnet order.
+/// subnet zones, spot pairs are ordered by that zone's price; otherwise (and
+/// on demand) the order of `types`, then subnet order.
 fn subnet_candidates(
     input: &RankInput<'_>,
+    types: &[&InstanceType],
     prices: &[SpotPrice],
     market: Market,
 ) -> Vec<Candidate> {
@@ -304,7 +331,7 @@ fn subnet_candidates(
         })
     };
     let mut out = Vec::new();
-    for (ti, t) in input.types.iter().enumerate() {
+    for (ti, t) in types.iter().copied().enumerate() {
         for (si, (subnet, zone)) in input.subnets.iter().enumerate() {
             if let Some(zone) = zone {
                 if !input.zones.is_empty() && !input.zones.contains(zone) {
@@ -422,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn cheapest_spot_first_then_on_demand_in_user_order() {
+    fn cheapest_spot_first_then_on_demand_by_list_price() {
         let types = [t("c7i.large"), t("c6i.large")];
         let prices = [
             price("c7i.large", "us-east-1a", 0.05),
@@ -445,8 +472,96 @@ mod tests {
                 "spot c7i.large us-east-1b -",
                 "spot c6i.large us-east-1a -",
                 "spot c7i.large us-east-1a -",
-                "on-demand c7i.large - -",
+                // us-east-1 lists c6i.large at $0.085, c7i.large at $0.08925.
                 "on-demand c6i.large - -",
+                "on-demand c7i.large - -",
+            ]
+        );
+    }
+
+    #[test]
+    fn on_demand_goes_by_the_list_price_where_known_then_in_the_given_order() {
+        // src/pricing/on_demand.tsv lists c6a.large, c6i.large and c7i.large
+        // in us-east-1, not c6in.large or m5a.large.
+        let list = |kind: &str| crate::pricing::on_demand_per_hour("us-east-1", kind);
+        assert!(list("c6a.large") < list("c6i.large") && list("c6i.large") < list("c7i.large"));
+        assert_eq!((list("c6in.large"), list("m5a.large")), (None, None));
+        let types = [
+            t("c6in.large"),
+            t("c7i.large"),
+            t("m5a.large"),
+            t("c6i.large"),
+            t("c6a.large"),
+        ];
+        let prices = [price("c7i.large", "us-east-1a", 0.03)];
+        let mut input = RankInput {
+            types: &types,
+            region: "us-east-1",
+            zones: &[],
+            subnets: &[],
+            max_spot_price: None,
+            policy: MarketPolicy::OnDemand,
+            rank_by: RankBy::Price,
+            try_unpriced: false,
+        };
+        let on_demand = [
+            "on-demand c6a.large - -",
+            "on-demand c6i.large - -",
+            "on-demand c7i.large - -",
+            "on-demand c6in.large - -",
+            "on-demand m5a.large - -",
+        ];
+        assert_eq!(summary(&rank(&input, &prices)), on_demand);
+        // The same order after spot, which goes by the spot price.
+        input.policy = MarketPolicy::SpotThenOnDemand;
+        let ranked = summary(&rank(&input, &prices));
+        assert_eq!(ranked[0], "spot c7i.large us-east-1a -");
+        assert_eq!(ranked[1..], on_demand);
+        // By price per vCPU, c6a.xlarge ($0.153 for 4) beats c7i.large
+        // ($0.08925 for 2); by price, the smaller machine wins.
+        let types = [t("c7i.large"), t("c6a.xlarge")];
+        input.types = &types;
+        input.policy = MarketPolicy::OnDemand;
+        assert_eq!(
+            summary(&rank(&input, &[])),
+            ["on-demand c7i.large - -", "on-demand c6a.xlarge - -"]
+        );
+        input.rank_by = RankBy::PricePerVcpu;
+        assert_eq!(
+            summary(&rank(&input, &[])),
+            ["on-demand c6a.xlarge - -", "on-demand c7i.large - -"]
+        );
+        // A region the table does not hold keeps the given order.
+        input.region = "ap-south-1";
+        assert_eq!(
+            summary(&rank(&input, &[])),
+            ["on-demand c7i.large - -", "on-demand c6a.xlarge - -"]
+        );
+    }
+
+    #[test]
+    fn on_demand_into_subnets_goes_by_the_list_price_then_subnet_order() {
+        let types = [t("c7i.large"), t("c6a.large")];
+        let a = SubnetId::parse("subnet-ids", "subnet-0000000a").unwrap();
+        let b = SubnetId::parse("subnet-ids", "subnet-0000000b").unwrap();
+        let subnets = [(a, None), (b, Some("us-east-1b".to_owned()))];
+        let input = RankInput {
+            types: &types,
+            region: "us-east-1",
+            zones: &[],
+            subnets: &subnets,
+            max_spot_price: None,
+            policy: MarketPolicy::OnDemand,
+            rank_by: RankBy::Price,
+            try_unpriced: true,
+        };
+        assert_eq!(
+            summary(&rank(&input, &[])),
+            [
+                "on-demand c6a.large - subnet-0000000a",
+                "on-demand c6a.large us-east-1b subnet-0000000b",
+                "on-demand c7i.large - subnet-0000000a",
+                "on-demand c7i.large us-east-1b subnet-0000000b",
             ]
         );
     }

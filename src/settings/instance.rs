@@ -128,7 +128,7 @@ impl InstanceSettings {
                     "instance-requirements",
                     Some(raw),
                     format!(
-                        "matches no instance type of the catalogue (as of {CATALOGUE_AS_OF}); widen the ranges, and give arch=arm64 for Graviton types (the default is x86_64)"
+                        "matches no instance type of the catalogue (as of {CATALOGUE_AS_OF}); widen the ranges, give arch=arm64 for Graviton types (the default is x86_64), and gpu=0+ or accelerator=any to take types with GPUs or other accelerators"
                     ),
                 ));
             }

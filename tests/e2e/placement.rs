@@ -589,3 +589,96 @@ fn instance_requirements_rank_every_matching_type_in_one_price_call() {
         [("m7i.xlarge".into(), "us-east-1b".into(), "spot".into())]
     );
 }
+
+/// Every spot launch refused for want of capacity, whatever the type or zone.
+fn no_spot_capacity_anywhere(env: &Env) {
+    env.faults(json!([{"action": "RunInstances",
+                        "match": {"InstanceMarketOptions.MarketType": "spot"},
+                        "status": 500, "code": "InsufficientInstanceCapacity",
+                        "message": "We currently do not have sufficient capacity in the zone you requested."}]));
+}
+
+// The on-demand list prices these tests expect are those of us-east-1 in
+// src/pricing/on_demand.tsv: among the 2-vCPU, 8-GiB x86_64 types it lists,
+// m6a.large is the cheapest ($0.0864); c6i.large ($0.085) is cheaper than
+// c7i.large ($0.08925); c6in.large is not listed.
+
+#[test]
+fn on_demand_by_size_launches_the_cheapest_listed_type_and_no_accelerated_one() {
+    let env = Env::start();
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", ""),
+        ("INPUT_INSTANCE_REQUIREMENTS", "vcpu=2,memory=8"),
+        ("INPUT_MARKET", "on-demand"),
+    ]);
+    run.assert_ok();
+    assert_eq!(
+        attempts(&env),
+        [("m6a.large".into(), "-".into(), "on-demand".into())],
+        "the cheapest on-demand type first, not the first by name (g6f.large, a GPU type)"
+    );
+    assert_eq!(run.output("instance-type"), "m6a.large");
+    assert_eq!(run.output("market"), "on-demand");
+    assert_eq!(run.output("price-per-hour"), "0.0864");
+}
+
+#[test]
+fn on_demand_from_a_type_list_goes_by_list_price_then_the_given_order() {
+    let env = Env::start();
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", "c7i.large,c6i.large"),
+        ("INPUT_MARKET", "on-demand"),
+    ]);
+    run.assert_ok();
+    assert_eq!(run.output("instance-type"), "c6i.large");
+    env.stop_runner(run.output("label"), &[]).assert_ok();
+
+    // A type without a list price comes after those with one.
+    env.clear_calls();
+    env.faults(json!([
+        capacity("c6i.large", None, None, "InsufficientInstanceCapacity"),
+        capacity("c7i.large", None, None, "InsufficientInstanceCapacity"),
+    ]));
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", "c6in.large,c7i.large,c6i.large"),
+        ("INPUT_MARKET", "on-demand"),
+    ]);
+    run.assert_ok();
+    let tried: Vec<String> = attempts(&env).into_iter().map(|a| a.0).collect();
+    assert_eq!(tried, ["c6i.large", "c7i.large", "c6in.large"]);
+    assert_eq!(run.output("instance-type"), "c6in.large");
+}
+
+#[test]
+fn when_spot_by_size_runs_out_on_demand_takes_the_cheapest_listed_type() {
+    let env = Env::start();
+    // The cheapest spot price is a GPU type's, which is not a candidate.
+    env.spot_prices(&[
+        ("g6f.large", "us-east-1a", "0.0200"),
+        ("m7i.large", "us-east-1a", "0.0400"),
+        ("m6i.large", "us-east-1b", "0.0350"),
+    ]);
+    no_spot_capacity_anywhere(&env);
+    let run = env.start_runner(&[
+        ("INPUT_INSTANCE_TYPES", ""),
+        ("INPUT_INSTANCE_REQUIREMENTS", "vcpu=2,memory=8"),
+    ]);
+    run.assert_ok();
+    let tried = attempts(&env);
+    assert_eq!(
+        tried[..2],
+        [
+            ("m6i.large".into(), "us-east-1b".into(), "spot".into()),
+            ("m7i.large".into(), "us-east-1a".into(), "spot".into()),
+        ],
+        "{tried:?}"
+    );
+    assert_eq!(
+        tried[2..],
+        [("m6a.large".into(), "-".into(), "on-demand".into())],
+        "{tried:?}"
+    );
+    assert!(!priced_types(&env).contains(&"g6f.large".to_owned()));
+    assert_eq!(run.output("instance-type"), "m6a.large");
+    assert_eq!(run.output("market"), "on-demand");
+}
