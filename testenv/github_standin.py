@@ -177,17 +177,7 @@ def parse_extras(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("secondary_limit.status must be 403 or 429")
     out["secondary_limit"] = {"max_concurrent_mutations": mx, "retry_after": ra, "status": status}
     out["mutation_delay"] = _number(cfg, "mutation_delay_ms", 0.0, 0.0) / 1000.0
-    # The answer to GET /repos/actions/runner/releases/latest: by default the
-    # project's fixture of the newest release it knows; null = 404 (no such
-    # repository, as on most GitHub Enterprise Servers).
-    release = cfg.get("runner_release", "fixture")
-    if release == "fixture":
-        fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "runner-release-latest.json")
-        with open(fixture, encoding="utf-8") as fh:
-            release = json.load(fh)
-    if release is not None and not isinstance(release, dict):
-        raise ConfigError('runner_release must be a release object, "fixture" or null')
-    out["runner_release"] = release
+    out["runner_releases"] = parse_runner_releases(cfg)
     out["token_ttl"] = _number(cfg, "installation_token_ttl", float(DEFAULT_TOKEN_TTL), 0.0, strict=True)
     fmt = cfg.get("token_format") or "classic"
     if fmt not in TOKEN_FORMATS:
@@ -240,6 +230,140 @@ def parse_extras(cfg: dict[str, Any]) -> dict[str, Any]:
         groups[str(org).lower()] = table
     out["runner_groups"] = groups
     out["runner_visibility_delay"] = _number(cfg, "runner_visibility_delay_ms", 0.0, 0.0) / 1000.0
+    return out
+
+
+# NOTE: actions/runner's release workflow (.github/workflows/release.yml,
+# job `release`) creates the release, with every package's SHA-256 in its
+# notes, and only then uploads the packages, one step each, in this order.
+# Until the last step has run, GET .../releases/latest already names the new
+# version while some of its packages answer 404.
+RUNNER_PACKAGES = (
+    "win-x64",
+    "win-arm64",
+    "linux-x64",
+    "osx-x64",
+    "osx-arm64",
+    "linux-arm",
+    "linux-arm64",
+)
+RUNNER_RELEASE_KEYS = ("uploaded", "uploading")
+
+
+def parse_runner_releases(cfg: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The actions/runner releases, newest first; None = no such repository.
+
+    `runner_releases` lists them; `runner_release` (the older key) is the
+    newest one alone: "fixture", a release object, or null (no repository).
+    Per release, the stand-in's own keys `uploaded` (how many packages of
+    RUNNER_PACKAGES are uploaded, in the workflow's order; default all) and
+    `uploading` (the next one is listed in state `open`) shape its `assets`,
+    unless the release gives `assets` itself."""
+    if "runner_releases" in cfg and "runner_release" in cfg:
+        raise ConfigError("give runner_releases or runner_release, not both")
+    if "runner_releases" in cfg:
+        releases = cfg["runner_releases"]
+        if releases is None:
+            return None
+        if not isinstance(releases, list):
+            raise ConfigError("runner_releases must be a list of release objects (newest first) or null")
+    else:
+        release = cfg.get("runner_release", "fixture")
+        if release == "fixture":
+            fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "runner-release-latest.json")
+            with open(fixture, encoding="utf-8") as fh:
+                release = json.load(fh)
+        if release is None:
+            return None
+        releases = [release]
+    out = []
+    for i, release in enumerate(releases):
+        if not isinstance(release, dict):
+            raise ConfigError(f'runner_releases[{i}] (or runner_release) must be a release object; runner_release may also be "fixture" or null')
+        if not isinstance(release.get("tag_name"), str) or not release["tag_name"]:
+            raise ConfigError(f"runner_releases[{i}]: tag_name must be a non-empty string")
+        uploaded = release.get("uploaded", len(RUNNER_PACKAGES))
+        if isinstance(uploaded, bool) or not isinstance(uploaded, int) or not 0 <= uploaded <= len(RUNNER_PACKAGES):
+            raise ConfigError(f"runner_releases[{i}]: uploaded must be an integer from 0 to {len(RUNNER_PACKAGES)}")
+        if not isinstance(release.get("uploading", False), bool):
+            raise ConfigError(f"runner_releases[{i}]: uploading must be a boolean")
+        if "assets" in release and not isinstance(release["assets"], list):
+            raise ConfigError(f"runner_releases[{i}]: assets must be a list of release-asset objects")
+        out.append(copy.deepcopy(release))
+    return out
+
+
+def runner_release_obj(release: dict[str, Any], base: str, web: str) -> dict[str, Any]:
+    """A configured actions/runner release as GitHub answers it: the given
+    fields, completed to the `release` schema, with its `assets`."""
+    # NOTE: release and release-asset schemas of the REST API (Get the latest
+    # release, List releases): https://docs.github.com/en/rest/releases/releases
+    # and https://docs.github.com/en/rest/releases/assets. An asset's `state`
+    # is `uploaded` or `open` (an upload under way); `digest` is
+    # "sha256:HEX" once the upload is complete.
+    out = {k: copy.deepcopy(v) for k, v in release.items() if k not in RUNNER_RELEASE_KEYS}
+    tag = out["tag_name"]
+    rid = out.get("id") or stable_id("release", tag)
+    api = f"{base}/repos/actions/runner"
+    author = {
+        "login": "github-actions[bot]",
+        "id": 41898282,
+        "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "type": "Bot",
+        "site_admin": False,
+        "url": f"{base}/users/github-actions%5Bbot%5D",
+        "html_url": f"{web}/apps/github-actions",
+    }
+    out.setdefault("url", f"{api}/releases/{rid}")
+    out.setdefault("html_url", f"{web}/actions/runner/releases/tag/{tag}")
+    out.setdefault("assets_url", f"{api}/releases/{rid}/assets")
+    out.setdefault("upload_url", f"https://uploads.github.com/repos/actions/runner/releases/{rid}/assets{{?name,label}}")
+    out.setdefault("tarball_url", f"{api}/tarball/{tag}")
+    out.setdefault("zipball_url", f"{api}/zipball/{tag}")
+    out["id"] = rid
+    out.setdefault("node_id", node_id("RE_", rid))
+    out.setdefault("target_commitish", "main")
+    out.setdefault("name", tag)
+    out.setdefault("draft", False)
+    out.setdefault("prerelease", False)
+    out.setdefault("created_at", FIXED_CREATED)
+    out.setdefault("published_at", FIXED_CREATED)
+    out.setdefault("author", author)
+    out.setdefault("body", "")
+    if "assets" in out:
+        return out
+    version = tag[1:] if tag.startswith("v") else tag
+    uploaded = release.get("uploaded", len(RUNNER_PACKAGES))
+    listed = RUNNER_PACKAGES[: uploaded + (1 if release.get("uploading") and uploaded < len(RUNNER_PACKAGES) else 0)]
+    assets = []
+    for i, package in enumerate(listed):
+        name = f"actions-runner-{package}-{version}.{'zip' if package.startswith('win') else 'tar.gz'}"
+        done = i < uploaded
+        aid = stable_id("asset", f"{tag}/{name}")
+        marker = re.search(
+            rf"<!-- BEGIN SHA {re.escape(package)} -->([0-9a-fA-F]{{64}})<!-- END SHA {re.escape(package)} -->",
+            out["body"] or "",
+        )
+        digest = marker.group(1).lower() if marker else hashlib.sha256(name.encode()).hexdigest()
+        assets.append(
+            {
+                "url": f"{api}/releases/assets/{aid}",
+                "browser_download_url": f"{web}/actions/runner/releases/download/{tag}/{name}",
+                "id": aid,
+                "node_id": node_id("RA_", aid),
+                "name": name,
+                "label": "",
+                "state": "uploaded" if done else "open",
+                "content_type": "application/octet-stream",
+                "size": 100_000_000 + aid % 90_000_000,
+                "digest": f"sha256:{digest}" if done else None,
+                "download_count": 0,
+                "created_at": out["published_at"],
+                "updated_at": out["published_at"],
+                "uploader": author,
+            }
+        )
+    out["assets"] = assets
     return out
 
 
@@ -1085,13 +1209,32 @@ class Standin:
     ) -> Reply:
         segs = [s for s in path.split("/") if s]
 
-        # ---- the newest actions/runner release (a public repository: any
-        # valid credential, or none). NOTE: https://docs.github.com/en/rest/releases/releases#get-the-latest-release
-        if segs == ["repos", "actions", "runner", "releases", "latest"] and method == "GET":
-            release = self.state.extras.get("runner_release")
-            if release is None:
-                return Reply(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
-            return Reply(200, release)
+        # ---- actions/runner releases (a public repository: any valid
+        # credential, or none). NOTE: the latest release is the newest full
+        # release (neither draft nor pre-release); the list is newest first,
+        # paginated (per_page default 30, at most 100), and shows drafts only
+        # to those with push access, which no caller here has:
+        # https://docs.github.com/en/rest/releases/releases#get-the-latest-release
+        # https://docs.github.com/en/rest/releases/releases#list-releases
+        if segs[:4] == ["repos", "actions", "runner", "releases"] and len(segs) <= 5 and method == "GET":
+            releases = self.state.extras.get("runner_releases")
+            not_found = Reply(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+            if releases is None or segs[4:] not in ([], ["latest"]):
+                return not_found
+            web = self.web_base(base)
+            if segs[4:] == ["latest"]:
+                latest = next((r for r in releases if not r.get("draft") and not r.get("prerelease")), None)
+                if latest is None:
+                    return not_found
+                return Reply(200, runner_release_obj(latest, base, web))
+            listed = [r for r in releases if not r.get("draft")]
+            per_page, page = self.paging(query)
+            chunk = listed[(page - 1) * per_page : page * per_page]
+            return Reply(
+                200,
+                [runner_release_obj(r, base, web) for r in chunk],
+                self.link_header(base, path, query, page, per_page, len(listed)),
+            )
 
         # ---- GitHub App (JWT) endpoints
         if segs == ["app"] and method == "GET":

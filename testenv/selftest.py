@@ -1315,6 +1315,77 @@ def t_gh_repo_visibility() -> None:
     assert gh("GET", "/repos/acme/site", auth="Bearer ghp_wrong")[0] == 401
 
 
+@check("GitHub: actions/runner releases (latest, list pages, assets uploaded one by one)")
+def t_gh_runner_releases() -> None:
+    x64, arm64 = "a" * 64, "b" * 64
+    body = f"- <!-- BEGIN SHA linux-x64 -->{x64}<!-- END SHA linux-x64 -->\n- <!-- BEGIN SHA linux-arm64 -->{arm64}<!-- END SHA linux-arm64 -->"
+    # The default: the fixture, complete (every package uploaded).
+    gh_config()
+    status, _, rel = gh("GET", "/repos/actions/runner/releases/latest")
+    assert status == 200 and rel["tag_name"].startswith("v2."), (status, rel)
+    names = [a["name"] for a in rel["assets"]]
+    version = rel["tag_name"][1:]
+    assert len(names) == 7 and f"actions-runner-linux-x64-{version}.tar.gz" in names and f"actions-runner-win-x64-{version}.zip" in names, names
+    assert all(a["state"] == "uploaded" and a["digest"].startswith("sha256:") for a in rel["assets"]), rel["assets"]
+    x64_asset = next(a for a in rel["assets"] if "linux-x64" in a["name"])
+    assert x64_asset["digest"] == "sha256:af4b794c1bc41d73d40535e3fe092a39f9679cd8d965954c2aca25a05ca41d32", x64_asset
+    assert x64_asset["browser_download_url"] == f"https://github.com/actions/runner/releases/download/{rel['tag_name']}/{x64_asset['name']}"
+    for key in ("url", "html_url", "assets_url", "upload_url", "tarball_url", "zipball_url", "id", "node_id", "author", "created_at", "published_at"):
+        assert key in rel, key
+    # The window: created with its notes, two packages uploaded, the third
+    # (linux-x64) under way; the previous release complete; a draft and a
+    # pre-release that are never the latest.
+    gh_config(
+        runner_releases=[
+            {"tag_name": "v2.342.0", "body": body, "draft": True},
+            {"tag_name": "v2.341.0-rc", "body": body, "prerelease": True},
+            {"tag_name": "v2.341.0", "body": body, "uploaded": 2, "uploading": True},
+            {"tag_name": "v2.340.0", "body": body},
+        ]
+        + [{"tag_name": f"v2.3{39 - i}.0", "body": body} for i in range(30)]
+    )
+    for auth in (None, f"Bearer {install_token()}"):
+        status, _, rel = gh("GET", "/repos/actions/runner/releases/latest", auth=auth)
+        assert status == 200 and rel["tag_name"] == "v2.341.0", (status, rel)
+    states = [(a["name"], a["state"]) for a in rel["assets"]]
+    assert states == [
+        ("actions-runner-win-x64-2.341.0.zip", "uploaded"),
+        ("actions-runner-win-arm64-2.341.0.zip", "uploaded"),
+        ("actions-runner-linux-x64-2.341.0.tar.gz", "open"),
+    ], states
+    assert rel["assets"][2]["digest"] is None
+    # The list: newest first, no draft, GitHub's pages and Link header.
+    status, hdrs, page1 = gh("GET", "/repos/actions/runner/releases?per_page=10")
+    assert status == 200 and [r["tag_name"] for r in page1[:3]] == ["v2.341.0-rc", "v2.341.0", "v2.340.0"], [r["tag_name"] for r in page1]
+    assert len(page1) == 10 and 'rel="next"' in hdrs["link"] and "page=2" in hdrs["link"], hdrs
+    status, hdrs, page4 = gh("GET", "/repos/actions/runner/releases?per_page=10&page=4")
+    assert status == 200 and [r["tag_name"] for r in page4] == ["v2.312.0", "v2.311.0", "v2.310.0"], [r["tag_name"] for r in page4]
+    assert 'rel="next"' not in hdrs["link"] and 'rel="prev"' in hdrs["link"], hdrs
+    status, _, default_page = gh("GET", "/repos/actions/runner/releases")
+    assert len(default_page) == 30, len(default_page)
+    assert all(len(r["assets"]) == 7 for r in page1[2:]), "an earlier release is complete"
+    assert gh("GET", "/repos/actions/runner/releases/12")[0] == 404
+    # Nothing uploaded yet: the release lists no assets.
+    gh_config(runner_releases=[{"tag_name": "v2.341.0", "body": body, "uploaded": 0}])
+    assert gh("GET", "/repos/actions/runner/releases/latest")[2]["assets"] == []
+    # A repository with no release, or none at all.
+    gh_config(runner_releases=[])
+    assert gh("GET", "/repos/actions/runner/releases/latest")[0] == 404
+    assert gh("GET", "/repos/actions/runner/releases")[2] == []
+    gh_config(runner_release=None)
+    assert gh("GET", "/repos/actions/runner/releases/latest")[0] == 404
+    assert gh("GET", "/repos/actions/runner/releases")[0] == 404
+    for bad in (
+        {"runner_releases": [{"tag_name": "v1.0.0", "uploaded": 8}]},
+        {"runner_releases": [{"body": "no tag"}]},
+        {"runner_releases": "v2.341.0"},
+        {"runner_releases": [], "runner_release": None},
+    ):
+        status, _, raw = http("POST", ENV.urls["github"] + "/_standin/config", bad)
+        assert status == 400, (bad, status, raw)
+    gh_config()
+
+
 @check("GitHub: runner groups (Default id 1 refuses public repos; configured groups; 404; permission)")
 def t_gh_runner_groups() -> None:
     gh_config(

@@ -228,11 +228,13 @@ async fn start(
                 mint_runner(settings, github, created, name).await
             }
         }));
-        // The newest actions/runner release, so the machine does not run a
-        // version GitHub stops serving.
+        // The newest actions/runner release whose packages for these
+        // instance types are uploaded, so the machine does not run a version
+        // GitHub stops serving.
         let release = async {
+            let archs = github::releases::packages(&instance.instance_types);
             match &settings.runner_releases_url {
-                Some(url) => Some(github::releases::latest(github, url).await),
+                Some(url) => Some(github::releases::newest_usable(github, url, &archs).await),
                 None => None,
             }
         };
@@ -829,50 +831,56 @@ pub(crate) fn launch_spec<'a>(
 }
 
 /// The runner release the instance downloads (when it has none
-/// installed): the newest one, as looked up; the user's `runner-version`;
-/// or, when the lookup failed, the newest compiled pin, with a warning that
-/// says how old that pin is.
+/// installed): the newest one whose packages are uploaded, as looked up,
+/// else the release before it; the user's `runner-version`; or, when no
+/// usable release was found, the newest compiled pin, with a warning that
+/// says why and how old that pin is.
 fn runner_release(
     settings: &StartSettings,
     looked_up: Option<github::releases::Lookup>,
 ) -> RunnerDownload {
+    use github::releases::{Lookup, version_key};
     let pinned = &settings.instance.runner_release;
+    let pin = &crate::instance::RUNNER_RELEASES[0];
+    let age = chrono::NaiveDate::parse_from_str(pin.pinned_on, "%Y-%m-%d")
+        .ok()
+        .map(|d| (chrono::Utc::now().date_naive() - d).num_days())
+        .map(|days| format!(", pinned {days} days ago ({})", pin.pinned_on))
+        .unwrap_or_default();
+    let url = settings.runner_releases_url.as_deref().unwrap_or_default();
     match looked_up {
         None => pinned.clone(),
-        Some(Ok(newest)) => {
-            // A release whose notes lack the checksum of an architecture the
-            // start may launch would leave such a machine unable to install
-            // its runner: the pin has both.
-            let missing: Vec<&str> = settings
-                .instance
-                .instance_types
-                .iter()
-                .filter_map(crate::settings::InstanceType::architecture)
-                .filter(|arch| match *arch {
-                    "arm64" => newest.sha256_arm64.is_none(),
-                    _ => newest.sha256_x64.is_none(),
-                })
-                .collect();
-            if let Some(arch) = missing.first() {
-                actions::warning(&format!(
-                    "the newest actions/runner release {} lists no {arch} checksum; using the compiled pin {} instead",
-                    newest.version, pinned.version
-                ));
-                return pinned.clone();
-            }
+        Some(Lookup::Newest(newest)) => {
             tracing::info!(version = %newest.version, "newest actions/runner release");
             newest
         }
-        Some(Err(why)) => {
-            let pin = &crate::instance::RUNNER_RELEASES[0];
-            let age = chrono::NaiveDate::parse_from_str(pin.pinned_on, "%Y-%m-%d")
-                .ok()
-                .map(|d| (chrono::Utc::now().date_naive() - d).num_days())
-                .map(|days| format!(", pinned {days} days ago ({})", pin.pinned_on))
-                .unwrap_or_default();
+        // An earlier release no older than the pin: the machine runs it.
+        Some(Lookup::Earlier { download, newest })
+            if version_key(&download.version) >= version_key(&pinned.version) =>
+        {
             actions::warning(&format!(
-                "could not read the newest actions/runner release from {} ({why}); using the compiled pin {}{age}. GitHub stops queuing jobs to runners that fall behind: set runner-releases-url to a mirror, or pin runner-version with runner-sha256",
-                settings.runner_releases_url.as_deref().unwrap_or_default(),
+                "{newest}; using {}, the newest earlier release that has it, instead",
+                download.version
+            ));
+            download
+        }
+        Some(Lookup::Earlier { download, newest }) => {
+            actions::warning(&format!(
+                "{newest}; the newest earlier release that has it, {}, is older than the compiled pin: using the compiled pin {}{age}",
+                download.version, pinned.version
+            ));
+            pinned.clone()
+        }
+        Some(Lookup::Incomplete { newest, earlier }) => {
+            actions::warning(&format!(
+                "{newest}, and no earlier release was found ({earlier}); using the compiled pin {}{age}",
+                pinned.version
+            ));
+            pinned.clone()
+        }
+        Some(Lookup::Failed(why)) => {
+            actions::warning(&format!(
+                "could not read the newest actions/runner release from {url} ({why}); using the compiled pin {}{age}. GitHub stops queuing jobs to runners that fall behind: set runner-releases-url to a mirror, or pin runner-version with runner-sha256",
                 pinned.version
             ));
             pinned.clone()

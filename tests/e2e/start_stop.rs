@@ -397,11 +397,10 @@ fn the_newest_runner_release_goes_to_the_instance_and_the_pin_is_the_fallback() 
         ("INPUT_INSTANCE_TYPES", "c7g.large"),
     ]);
     run.assert_ok();
+    let warning = warning_with(&run.stdout, "lists no linux-arm64 checksum");
     assert!(
-        run.stdout
-            .contains("lists no arm64 checksum; using the compiled pin 2.338.0"),
-        "{}",
-        run.stdout
+        warning.contains("2.340.0") && warning.contains("using the compiled pin 2.338.0"),
+        "{warning}"
     );
     let script = user_data(&run_instances_params(&env)[0]);
     assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
@@ -413,4 +412,189 @@ fn the_newest_runner_release_goes_to_the_instance_and_the_pin_is_the_fallback() 
     assert_eq!(lookups(&env), 0);
     let script = user_data(&run_instances_params(&env)[0]);
     assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.337.0");
+}
+
+/// Release notes with actions/runner's checksum markers for both Linux packages.
+fn runner_notes(x64: &str, arm64: &str) -> String {
+    format!(
+        "- <!-- BEGIN SHA linux-x64 -->{x64}<!-- END SHA linux-x64 -->\n- <!-- BEGIN SHA linux-arm64 -->{arm64}<!-- END SHA linux-arm64 -->"
+    )
+}
+
+/// How often start asked the stand-in for `path` (with its query, if any).
+fn release_calls(env: &Env, path: &str) -> Vec<Value> {
+    env.github_calls()
+        .into_iter()
+        .filter(|c| c["path"] == path)
+        .collect()
+}
+
+/// The `::warning::` line that mentions `needle`.
+fn warning_with<'a>(stdout: &'a str, needle: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("::warning::") && l.contains(needle))
+        .unwrap_or_else(|| panic!("no warning mentioning {needle}:\n{stdout}"))
+}
+
+#[test]
+fn a_newest_release_whose_package_is_not_uploaded_yet_gives_way_to_the_previous_one() {
+    // actions/runner creates the release (checksums in its notes) before it
+    // uploads the packages: win-x64 and win-arm64 are up, linux-x64 is under
+    // way, and `releases/latest` already names 2.341.0.
+    let (new_x64, new_arm64) = ("d".repeat(64), "e".repeat(64));
+    let (old_x64, old_arm64) = ("b".repeat(64), "c".repeat(64));
+    let releases = |uploaded: u32| {
+        json!({"runner_releases": [
+            {"tag_name": "v2.341.0", "body": runner_notes(&new_x64, &new_arm64),
+             "uploaded": uploaded, "uploading": true},
+            {"tag_name": "v2.340.0", "body": runner_notes(&old_x64, &old_arm64)},
+        ]})
+    };
+    let env = Env::start();
+    env.configure_github(releases(2));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.340.0");
+    assert_eq!(script_setting(&script, "RUNNER_SHA256_X64"), old_x64);
+    let warning = warning_with(&run.stdout, "actions-runner-linux-x64-2.341.0.tar.gz");
+    assert!(
+        warning.contains("2.341.0") && warning.contains("using 2.340.0"),
+        "{warning}"
+    );
+    assert_eq!(
+        release_calls(&env, "/repos/actions/runner/releases/latest").len(),
+        1
+    );
+    assert_eq!(
+        release_calls(&env, "/repos/actions/runner/releases").len(),
+        1
+    );
+
+    // linux-x64 is up, linux-arm64 not yet: an x64 start takes the newest
+    // release without reading the list; an arm64 start takes the previous.
+    let env = Env::start();
+    env.configure_github(releases(5));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.341.0");
+    assert_eq!(script_setting(&script, "RUNNER_SHA256_X64"), new_x64);
+    assert!(
+        !run.stdout.contains("::warning::the newest actions/runner"),
+        "{}",
+        run.stdout
+    );
+    assert!(release_calls(&env, "/repos/actions/runner/releases").is_empty());
+    env.clear_calls();
+    let run = env.start_runner(&[
+        ("INPUT_IMAGE_ID", "ami-0e9271c829888680e"),
+        ("INPUT_INSTANCE_TYPES", "c7g.large"),
+    ]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.340.0");
+    assert_eq!(script_setting(&script, "RUNNER_SHA256_ARM64"), old_arm64);
+    let warning = warning_with(&run.stdout, "actions-runner-linux-arm64-2.341.0.tar.gz");
+    assert!(warning.contains("using 2.340.0"), "{warning}");
+
+    // A mirror of `releases/latest` (here the same answers under another
+    // host name, so read without credentials): the previous release comes
+    // from the list beside it, `.../releases`.
+    let env = Env::start();
+    env.configure_github(releases(2));
+    let mirror = env.github.replace("127.0.0.1", "localhost");
+    let run = env.start_runner(&[(
+        "INPUT_RUNNER_RELEASES_URL",
+        &format!("{mirror}/repos/actions/runner/releases/latest"),
+    )]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.340.0");
+    let listed = release_calls(&env, "/repos/actions/runner/releases");
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["auth"], "none", "{listed:#?}");
+
+    // The previous usable release is on the list's second page.
+    let env = Env::start();
+    let mut all = vec![
+        json!({"tag_name": "v2.351.0", "body": runner_notes(&new_x64, &new_arm64), "uploaded": 2}),
+    ];
+    all.extend((0..10).map(|i| {
+        json!({"tag_name": format!("v2.350.{i}"), "body": runner_notes(&new_x64, &new_arm64), "uploaded": 0})
+    }));
+    all.push(json!({"tag_name": "v2.340.0", "body": runner_notes(&old_x64, &old_arm64)}));
+    env.configure_github(json!({"runner_releases": all}));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.340.0");
+    assert_eq!(script_setting(&script, "RUNNER_SHA256_X64"), old_x64);
+    assert_eq!(
+        release_calls(&env, "/repos/actions/runner/releases").len(),
+        2
+    );
+}
+
+#[test]
+fn no_release_with_the_package_uploaded_falls_back_to_the_pin_with_a_warning() {
+    // The newest release has no package uploaded yet and there is no
+    // earlier one: the compiled pin, and a warning that says why.
+    let (x64, arm64) = ("d".repeat(64), "e".repeat(64));
+    let env = Env::start();
+    env.configure_github(json!({"runner_releases": [
+        {"tag_name": "v2.341.0", "body": runner_notes(&x64, &arm64), "uploaded": 0},
+    ]}));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
+    let warning = warning_with(&run.stdout, "actions-runner-linux-x64-2.341.0.tar.gz");
+    assert!(
+        warning.contains("2.341.0") && warning.contains("using the compiled pin 2.338.0"),
+        "{warning}"
+    );
+
+    // An earlier release older than the compiled pin gives way to the pin.
+    let env = Env::start();
+    env.configure_github(json!({"runner_releases": [
+        {"tag_name": "v2.341.0", "body": runner_notes(&x64, &arm64), "uploaded": 2},
+        {"tag_name": "v2.337.0", "body": runner_notes(&x64, &arm64)},
+    ]}));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
+    let warning = warning_with(&run.stdout, "actions-runner-linux-x64-2.341.0.tar.gz");
+    assert!(
+        warning.contains("using the compiled pin 2.338.0"),
+        "{warning}"
+    );
+
+    // The list is read a bounded number of pages.
+    let env = Env::start();
+    let mut all = vec![
+        json!({"tag_name": "v2.341.0", "body": runner_notes(&x64, &arm64), "uploaded": 2, "uploading": true}),
+    ];
+    all.extend((0..40).map(|i| {
+        json!({"tag_name": format!("v2.340.{}", 40 - i), "body": runner_notes(&x64, &arm64), "uploaded": 0})
+    }));
+    all.push(json!({"tag_name": "v2.337.0", "body": runner_notes(&x64, &arm64)}));
+    env.configure_github(json!({"runner_releases": all}));
+    let run = env.start_runner(&[]);
+    run.assert_ok();
+    let script = user_data(&run_instances_params(&env)[0]);
+    assert_eq!(script_setting(&script, "RUNNER_VERSION"), "2.338.0");
+    assert_eq!(
+        script_setting(&script, "RUNNER_SHA256_X64"),
+        "af4b794c1bc41d73d40535e3fe092a39f9679cd8d965954c2aca25a05ca41d32"
+    );
+    let warning = warning_with(&run.stdout, "actions-runner-linux-x64-2.341.0.tar.gz");
+    assert!(
+        warning.contains("using the compiled pin 2.338.0"),
+        "{warning}"
+    );
+    let pages = release_calls(&env, "/repos/actions/runner/releases").len();
+    assert!((1..=3).contains(&pages), "{pages} pages read");
 }
