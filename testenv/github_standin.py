@@ -12,6 +12,11 @@ actions/get-self-hosted-runner-group-for-org,
 actions/list-self-hosted-runner-groups-for-org, repos/get, meta/get), and
 workflow runs, their jobs and re-runs (github_runs.py).
 
+Requests are held to HTTP too: a single-value header field on two lines is
+refused with 400 (RFC 9110 section 5.3), as a strict server does. With
+EC2SR_GITHUB_OPENAPI set, each request is also checked against GitHub's
+OpenAPI description (openapi.py) and what does not match is logged.
+
 Behaviours modelled on GitHub's documentation (each cited where it is coded):
 secondary rate limits on concurrent mutations, installation token lifetime
 and the stateless ("long") installation token format, GitHub Enterprise
@@ -133,6 +138,34 @@ GHES_JIT = (3, 10)
 GHES_API_VERSIONING = (3, 9)
 GHES_API_2026 = (3, 21)
 REPO_VISIBILITIES = ("public", "private", "internal")
+# NOTE: a header field that is not defined as a comma-separated list may
+# appear once (RFC 9110 section 5.3, https://www.rfc-editor.org/rfc/rfc9110#section-5.3:
+# a sender must not repeat it; a recipient may join repeats with commas, and
+# then reads a value the sender never meant, e.g. "octocrab, my-app/1.0").
+# Fields of a single value, with where each is defined:
+# * Host: RFC 9112 section 3.2 (a server must answer 400 to more than one);
+# * User-Agent: RFC 9110 section 10.1.5 (product *( RWS ( product / comment ) ));
+# * Authorization: RFC 9110 section 11.6.2 (credentials);
+# * Content-Type and Content-Length: RFC 9110 sections 8.3 and 8.6 (a
+#   repeated Content-Length is a framing error: RFC 9112 section 6.3, 400
+#   and close the connection);
+# * X-GitHub-Api-Version: the one API version a request asks for, a date
+#   (https://docs.github.com/en/rest/about-the-rest-api/api-versions);
+# * X-GitHub-Stateless-S2S-Token: enabled or disabled (see STATELESS_HEADER).
+# Accept is a list (RFC 9110 section 12.5.1, #( media-range [ weight ] )) and
+# may repeat. A strict server refuses a repeated single-value field with 400
+# before any routing; so does the stand-in, naming the field.
+SINGLE_VALUE_FIELDS = {
+    "host": "Host",
+    "user-agent": "User-Agent",
+    "authorization": "Authorization",
+    "content-type": "Content-Type",
+    "content-length": "Content-Length",
+    "x-github-api-version": "X-GitHub-Api-Version",
+    STATELESS_HEADER: "X-GitHub-Stateless-S2S-Token",
+}
+# Values never repeated back in an answer or the call log.
+SECRET_FIELDS = frozenset({"authorization"})
 
 
 class ConfigError(ValueError):
@@ -441,6 +474,9 @@ class State:
         self.inflight_lock = threading.Lock()
         self.inflight: dict[str, int] = {}
         self.calls: list[dict[str, Any]] = []
+        # Requests that do not match the OpenAPI description, since the start
+        # (neither DELETE /_standin/calls nor a new config clears them).
+        self.undescribed: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
         self.fault_seq = 0
         self.apply_config({})
@@ -530,6 +566,26 @@ class Standin:
     def __init__(self, verbose: bool = False):
         self.state = State()
         self.verbose = verbose
+        # GitHub's OpenAPI description (openapi.py), when EC2SR_GITHUB_OPENAPI
+        # names its index: each API request is checked against it and what
+        # does not match is logged with the call ("openapi"). About 0.1 s.
+        self.description: Any = None
+        self.description_error: str | None = None
+        index = os.environ.get("EC2SR_GITHUB_OPENAPI")
+        if index:
+            try:
+                from openapi import Description
+
+                self.description = Description(index)
+            except Exception as exc:  # reported with every request: see openapi_problems
+                self.description_error = f"{index}: {type(exc).__name__}: {exc}"
+
+    def openapi_problems(self, method: str, path: str, query: dict[str, str], body: bytes) -> list[str]:
+        if self.description_error:
+            return [f"the OpenAPI description could not be loaded: {self.description_error}"]
+        if self.description is None:
+            return []
+        return self.description.check(method, path, query, body)
 
     # ------------------------------------------------------------- entry
     def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
@@ -545,6 +601,7 @@ class Standin:
         hdr: dict[str, str] = {}
         for k, v in headers:
             hdr.setdefault(k.lower(), v)
+        repeated = self.repeated_fields(headers)
         st = self.state
         with st.lock:
             ghes = st.ghes
@@ -567,13 +624,17 @@ class Standin:
             "path": path,
             "query": query,
             "user_agent": bool(hdr.get("user-agent")),
+            "user_agent_value": hdr.get("user-agent"),
             "api_version": "x-github-api-version" in hdr,
             "api_version_value": hdr.get("x-github-api-version"),
             "auth": auth_kind,
         }
         if prefix:
             entry["api_prefix"] = prefix
-        if ghes is not None and not prefix and not serve_root:
+        if repeated:
+            reply, detail, answered_by = self.refuse_repeated(repeated), "repeated header field(s)", "standin"
+            entry["repeated_fields"] = [SINGLE_VALUE_FIELDS[name] for name, _ in repeated]
+        elif ghes is not None and not prefix and not serve_root:
             reply, detail, answered_by = gh_error(404, "Not Found"), "GHES API is under /api/v3", "standin"
         else:
             base = f"http://{hdr.get('host', '127.0.0.1')}{prefix}"
@@ -582,6 +643,11 @@ class Standin:
             )
         entry["status"] = reply.status
         entry["answered_by"] = answered_by
+        problems = self.openapi_problems(method, api_path, query, body)
+        if problems:
+            entry["openapi"] = problems
+            with st.lock:
+                st.undescribed.append({"method": method, "path": path, "query": query, "problems": problems})
         if detail:
             entry["detail"] = detail
         with st.lock:
@@ -616,6 +682,32 @@ class Standin:
             if k.lower() not in lower:
                 reply.headers[k] = v
         return reply
+
+    @staticmethod
+    def repeated_fields(headers: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+        """The single-value fields that came on more than one line, with
+        their values in order (see SINGLE_VALUE_FIELDS)."""
+        seen: dict[str, list[str]] = {}
+        for k, v in headers:
+            name = k.lower()
+            if name in SINGLE_VALUE_FIELDS:
+                seen.setdefault(name, []).append(v)
+        return [(name, values) for name, values in seen.items() if len(values) > 1]
+
+    @staticmethod
+    def refuse_repeated(repeated: list[tuple[str, list[str]]]) -> Reply:
+        """400 as a strict front end sends it: plain text, the connection
+        closed (a repeated Content-Length leaves the framing unknown)."""
+        lines = []
+        for name, values in repeated:
+            shown = "" if name in SECRET_FIELDS else ": " + ", ".join(json.dumps(v) for v in values)
+            lines.append(f"{SINGLE_VALUE_FIELDS[name]} appears on {len(values)} header lines{shown}")
+        text = (
+            "400 Bad Request: "
+            + "; ".join(lines)
+            + ". A field that is not a comma-separated list must be sent once (RFC 9110, section 5.3).\n"
+        )
+        return Reply(400, raw=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8", "Connection": "close"})
 
     def ghes_full_version(self) -> str:
         raw = str(self.state.config.get("ghes_version")).strip()
@@ -881,6 +973,16 @@ class Standin:
                 return Reply(400, {"error": 'expected {"repository": "o/r", "id": RUN_ID, "jobs": {KEY: {...}}}'})
             done = st.workflow_runs.complete(str(data["repository"]), int(data["id"]), data)
             return Reply(200, done) if done else Reply(404, {"error": "no such run"})
+        if path == "/_standin/openapi" and method == "GET":
+            with st.lock:
+                return Reply(
+                    200,
+                    {
+                        "package": self.description.package if self.description else None,
+                        "error": self.description_error,
+                        "undescribed": copy.deepcopy(st.undescribed),
+                    },
+                )
         if path == "/_standin/state" and method == "GET":
             with st.lock:
                 return Reply(
@@ -1836,6 +1938,9 @@ def make_handler(standin: Standin) -> type[BaseHTTPRequestHandler]:
                     if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(reply.body)))
+                if reply.headers.get("Connection") == "close":
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 if self.command != "HEAD" and reply.body:
                     self.wfile.write(reply.body)

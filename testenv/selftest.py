@@ -984,6 +984,94 @@ def t_gh_headers() -> None:
     assert status == 200
 
 
+def gh_lines(method: str, path: str, lines: list[tuple[str, str]]) -> tuple[int, dict[str, str], str]:
+    """A request with exactly these header lines, repeats included (no Host
+    unless given, no Accept-Encoding)."""
+    parts = urllib.parse.urlsplit(ENV.urls["github"])
+    conn = HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for k, v in lines:
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode()
+    finally:
+        conn.close()
+
+
+@check("GitHub: a repeated single-value header is refused with 400, a repeated Accept is not")
+def t_gh_repeated_headers() -> None:
+    gh_config()
+    standin("DELETE", "/_standin/calls")
+    host = ("Host", urllib.parse.urlsplit(ENV.urls["github"]).netloc)
+    jwt = f"Bearer {make_jwt()}"
+    base = [host, ("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28"), ("Authorization", jwt)]
+    status, _, body = gh_lines("GET", "/app", base + [("User-Agent", "octocrab"), ("User-Agent", "ec2-spot-runner/0.1.0")])
+    assert status == 400 and 'User-Agent appears on 2 header lines: "octocrab", "ec2-spot-runner/0.1.0"' in body, (status, body)
+    # Names are case-insensitive, and equal values are still two lines.
+    status, hdrs, body = gh_lines(
+        "GET", "/app", base + [("User-Agent", "a/1"), ("x-github-api-version", "2022-11-28")]
+    )
+    assert status == 400 and "X-GitHub-Api-Version appears on 2 header lines" in body, (status, body)
+    assert hdrs.get("connection") == "close" and hdrs["content-type"].startswith("text/plain"), hdrs
+    # A repeated credential is refused without being echoed.
+    status, _, body = gh_lines("GET", "/app", base + [("User-Agent", "a/1"), ("Authorization", jwt)])
+    assert status == 400 and "Authorization appears on 2 header lines" in body and jwt[7:] not in body, (status, body)
+    status, _, body = gh_lines("GET", "/app", base + [("User-Agent", "a/1"), host])
+    assert status == 400 and "Host appears on 2" in body, (status, body)
+    # Accept is a list: it may come on two lines.
+    status, _, body = gh_lines("GET", "/app", base + [("User-Agent", "a/1"), ("Accept", "application/json")])
+    assert status == 200, (status, body)
+    # The same request with each field once is served.
+    status, _, body = gh_lines("GET", "/app", base + [("User-Agent", "a/1")])
+    assert status == 200, (status, body)
+    calls = standin("GET", "/_standin/calls")
+    assert [c["status"] for c in calls] == [400, 400, 400, 400, 200, 200], calls
+    assert calls[0]["repeated_fields"] == ["User-Agent"] and calls[0]["user_agent_value"] == "octocrab", calls[0]
+    assert calls[2]["repeated_fields"] == ["Authorization"] and jwt[7:] not in json.dumps(calls), calls[2]
+    assert "repeated_fields" not in calls[5] and calls[5]["user_agent_value"] == "a/1", calls[5]
+
+
+@check("GitHub: requests are checked against GitHub's OpenAPI description (when EC2SR_GITHUB_OPENAPI is set)")
+def t_gh_openapi() -> None:
+    if not os.environ.get("EC2SR_GITHUB_OPENAPI"):
+        print("     skipped: EC2SR_GITHUB_OPENAPI is not set (python testenv/openapi.py --ensure)", flush=True)
+        return
+    gh_config()
+    standin("DELETE", "/_standin/calls")
+    jwt = f"Bearer {make_jwt()}"
+    token = install_token()
+    auth = f"Bearer {token}"
+    gh("GET", "/repos/acme/widgets/actions/runners?name=r1&per_page=100", auth=auth)
+    gh("GET", "/repos/acme/widgets/actions/runners?per_page=many&nme=r1", auth=auth)
+    gh("POST", "/repos/acme/widgets/actions/runners/generate-jitconfig", {"name": "r1", "labels": []}, auth=auth)
+    gh("DELETE", "/repos/acme/widgets/actions/runners/r1", auth=auth)
+    gh("PUT", "/app", auth=jwt)
+    gh("GET", "/no/such/endpoint", auth=auth)
+    calls = standin("GET", "/_standin/calls")
+    problems = [c.get("openapi", []) for c in calls]
+    assert problems[0] == [] and problems[1] == [], calls[:2]
+    assert any("per_page='many'" in p and "not of type integer" in p for p in problems[2]), problems[2]
+    assert any("nme is not described" in p for p in problems[2]), problems[2]
+    assert any("required property 'runner_group_id' is missing" in p for p in problems[3]), problems[3]
+    assert any("body.labels has 0 items, fewer than 1" in p for p in problems[3]), problems[3]
+    assert any("runner_id='r1'" in p for p in problems[4]), problems[4]
+    assert problems[5] == ["PUT /app: /app describes only GET"], problems[5]
+    assert problems[6] == ["no operation for path /no/such/endpoint"], problems[6]
+    # Kept for the whole run, whatever clears the call log.
+    standin("DELETE", "/_standin/calls")
+    seen = standin("GET", "/_standin/openapi")
+    assert seen["package"] == "@octokit/openapi@23.0.2" and seen["error"] is None, seen
+    assert [u["path"] for u in seen["undescribed"]][-5:] == [
+        "/repos/acme/widgets/actions/runners",
+        "/repos/acme/widgets/actions/runners/generate-jitconfig",
+        "/repos/acme/widgets/actions/runners/r1",
+        "/app",
+        "/no/such/endpoint",
+    ], seen
+
+
 @check("GitHub: app JWT success paths")
 def t_gh_jwt_ok() -> None:
     status, _, app = gh("GET", "/app", auth=f"Bearer {make_jwt()}")

@@ -1,12 +1,13 @@
-//! GitHub REST client: octocrab carries the requests (TLS, base URI for
-//! GitHub Enterprise Server, auth header); this module adds the headers GitHub
-//! asks for, retries transient failures honouring `Retry-After` and the rate
-//! limit headers, and turns failures into messages that say what to fix.
+//! GitHub REST client: octocrab carries the requests over our own HTTP stack
+//! (`transport`: TLS, the headers GitHub asks for, each once); this module
+//! retries transient failures honouring `Retry-After` and the rate limit
+//! headers, and turns failures into messages that say what to fix.
 
 pub(crate) mod auth;
 pub(crate) mod releases;
 pub(crate) mod runners;
 pub(crate) mod runs;
+mod transport;
 
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes_body::collect;
 use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
-use octocrab::service::middleware::retry::RetryConfig;
 use secrecy::SecretString;
 
 use crate::settings::{GithubSettings, Scope};
@@ -181,45 +181,12 @@ impl std::fmt::Debug for Github {
 
 /// Builds an octocrab transport that sends `Authorization: Bearer <credential>`.
 fn transport(api_url: &str, credential: &SecretString) -> Result<Octocrab, GithubError> {
-    builder(api_url, Some(credential))
-}
-
-/// The transport every GitHub call goes through: the headers GitHub asks
-/// for, no retries of its own, bounded connect and read times.
-fn builder(api_url: &str, credential: Option<&SecretString>) -> Result<Octocrab, GithubError> {
-    let fail = |e: octocrab::Error| GithubError::Transport {
-        action: "set up the HTTP client".to_owned(),
-        detail: e.to_string(),
-    };
-    let mut builder = Octocrab::builder().base_uri(api_url).map_err(fail)?;
-    if let Some(credential) = credential {
-        builder = builder.personal_token(credential.clone());
-    }
-    builder
-        .add_header(
-            http::header::USER_AGENT,
-            concat!("ec2-spot-runner/", env!("CARGO_PKG_VERSION")).to_owned(),
-        )
-        .add_header(
-            http::HeaderName::from_static("x-github-api-version"),
-            API_VERSION.to_owned(),
-        )
-        .add_header(
-            http::header::ACCEPT,
-            "application/vnd.github+json".to_owned(),
-        )
-        // Retries are ours (below): they know that every request may be repeated and
-        // honour the rate-limit headers within the step's own deadline.
-        .add_retry_config(RetryConfig::None)
-        .set_connect_timeout(Some(Duration::from_secs(10)))
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .build()
-        .map_err(fail)
+    transport::client(api_url, Some(credential))
 }
 
 /// An octocrab transport without credentials, for public data on another host.
 fn transport_unauthenticated(api_url: &str) -> Result<Octocrab, GithubError> {
-    builder(api_url, None)
+    transport::client(api_url, None)
 }
 
 /// Connects to GitHub with the configured credential: a token as given, or an
@@ -370,6 +337,7 @@ async fn send(
             transient: true,
         })?;
         let status = response.status();
+        tracing::trace!(%method, %uri, status = status.as_u16(), "GitHub answered");
         let headers = response.headers().clone();
         let body = collect(response).await.map_err(|detail| Attempt {
             error: GithubError::Transport {

@@ -834,10 +834,41 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The GitHub requests of this test that GitHub's OpenAPI description
+    /// does not describe; checked only when EC2SR_GITHUB_OPENAPI names the
+    /// description's index (scripts/test sets it: testenv/openapi.py).
+    fn undescribed_requests(&self) -> Option<String> {
+        std::env::var_os("EC2SR_GITHUB_OPENAPI")?;
+        let seen: Value = self
+            .http
+            .get(format!("{}/_standin/openapi", self.github))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let clean =
+            seen["error"].is_null() && seen["undescribed"].as_array().is_some_and(|u| u.is_empty());
+        (!clean).then(|| serde_json::to_string_pretty(&seen).unwrap_or_default())
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
+        // A test that failed already says why; else every GitHub request
+        // it caused must be one GitHub describes.
+        let undescribed = if std::thread::panicking() {
+            None
+        } else {
+            self.undescribed_requests()
+        };
         let _ = self.server.kill();
         let _ = self.server.wait();
+        if let Some(undescribed) = undescribed {
+            panic!(
+                "GitHub requests that GitHub's OpenAPI description does not describe: {undescribed}"
+            );
+        }
     }
 }
 

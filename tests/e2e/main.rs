@@ -15,6 +15,7 @@ mod orphans;
 mod placement;
 mod readme;
 mod real_ec2;
+mod requests;
 mod rerun;
 mod secrets;
 mod start_stop;
