@@ -118,6 +118,40 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     }
 }
 
+/// What the steps of a start share: the settings, the clients, the
+/// record of what exists so far (for the undo), the deadline and the
+/// cancellation.
+struct Context<'a> {
+    settings: &'a StartSettings,
+    client: &'a Client,
+    created: &'a Shared,
+    github_slot: &'a tokio::sync::OnceCell<Github>,
+    deadline: Instant,
+    cancel: &'a Cancel,
+}
+
+/// What the lookups found, side by side.
+struct LookedUp<'a> {
+    github: &'a Github,
+    jits: Vec<JitRunner>,
+    release: Option<github::releases::Lookup>,
+    prices: Vec<SpotPrice>,
+    subnet_zones: Vec<(crate::settings::SubnetId, Option<String>)>,
+    image_id: ImageId,
+    image: Lookup,
+}
+
+/// Where and how the runners launch.
+struct Plan {
+    candidates: Vec<Candidate>,
+    root: RootDevice,
+    runner: RunnerDownload,
+    region: String,
+}
+
+/// The design's steps: validate (done by the caller), look everything up
+/// in parallel, plan the launches, walk them, wait, and return what the
+/// outputs and the summary need. The caller undoes on failure.
 async fn start(
     settings: &StartSettings,
     client: &Client,
@@ -126,11 +160,111 @@ async fn start(
     began: Instant,
     cancel: &Cancel,
 ) -> Result<(Vec<Started>, Vec<SpotPrice>, Option<summary::Boost>), Error> {
-    let deadline = began + settings.timeout;
-    let instance = &settings.instance;
+    let ctx = Context {
+        settings,
+        client,
+        created,
+        github_slot,
+        deadline: began + settings.timeout,
+        cancel,
+    };
+    announce_matched_types(settings);
+    let looked_up = look_up(&ctx).await?;
+    let (plan, image_id) = plan_launches(&ctx, &looked_up)?;
+    let learned = Learned::new(plan.root.clone());
+    let scope = looked_up.github.scope().tag();
+    let launch = Launch {
+        settings,
+        client,
+        created,
+        candidates: &plan.candidates,
+        scope: &scope,
+        learned: &learned,
+        runner: &plan.runner,
+        image_id: &image_id,
+        cancel,
+    };
+    let mut started = launch_runners(&ctx, &launch, &looked_up).await?;
+    let boost = settings.boot_boost.then(|| {
+        let (iops, throughput) = launch::boot_boost(
+            settings
+                .instance
+                .volume_size
+                .filter(|_| learned.root().may_size()),
+        );
+        summary::Boost {
+            iops,
+            throughput,
+            kept: true,
+        }
+    });
+    let prices = looked_up.prices.clone();
+    if settings.wait_for == WaitFor::None {
+        if let Some(boost) = boost {
+            actions::warning(&format!(
+                "with wait-for: none the boot boost is never dropped (about ${:.3} an hour more for each root volume); use wait-for: running or boot-boost: false",
+                pricing::gp3_boost_per_hour(boost.iops, boost.throughput)
+            ));
+        }
+        cancel.check()?;
+        return Ok((started, prices, boost));
+    }
+    let described = wait_until_running(&ctx, &launch, &looked_up, &plan, &mut started).await?;
+    tracing::info!(elapsed = ?began.elapsed(), "running");
+    check_what_runs(&learned, &described, &mut started)?;
+    if settings.wait_for == WaitFor::Online {
+        wait_until_online(&ctx, &looked_up, &started).await?;
+        tracing::info!(elapsed = ?began.elapsed(), "runner online");
+    }
+    let boost = match boost {
+        // The boost is only worth paying for while the machine boots. EC2
+        // moves a volume to new settings gradually, so even with
+        // `wait-for: running` the first minutes keep most of the boost.
+        Some(boost) => {
+            let dropped = drop_boot_boost(client, &described).await;
+            Some(summary::Boost {
+                kept: !dropped,
+                ..boost
+            })
+        }
+        None => None,
+    };
+    cancel.check()?;
+    Ok((started, prices, boost))
+}
 
-    // GitHub auth, the spot price lookup and the image lookup do not
-    // depend on each other.
+/// Says how many types `instance-requirements` matched, and how many are priced.
+fn announce_matched_types(settings: &StartSettings) {
+    let instance = &settings.instance;
+    if let Some(matched) = instance.matched_types {
+        let shown = instance.instance_types.len();
+        tracing::info!(
+            "instance-requirements matched {matched} instance types{}",
+            if matched > shown {
+                format!(
+                    "; the {shown} smallest are priced (narrow vcpu, memory or family to choose among the others)"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// GitHub (auth, one JIT config per runner, the newest runner release),
+/// the spot prices and the image, all side by side: none depends on
+/// another, and the launches go out as soon as all are in.
+async fn look_up<'a>(ctx: &Context<'a>) -> Result<LookedUp<'a>, Error> {
+    let Context {
+        settings,
+        client,
+        created,
+        github_slot,
+        deadline,
+        cancel,
+        ..
+    } = *ctx;
+    let instance = &settings.instance;
     let image = async {
         match &instance.image {
             Some(source) => {
@@ -150,19 +284,6 @@ async fn start(
             }),
         }
     };
-    if let Some(matched) = instance.matched_types {
-        let shown = instance.instance_types.len();
-        tracing::info!(
-            "instance-requirements matched {matched} instance types{}",
-            if matched > shown {
-                format!(
-                    "; the {shown} smallest are priced (narrow vcpu, memory or family to choose among the others)"
-                )
-            } else {
-                String::new()
-            }
-        );
-    }
     let prices = async {
         if settings.market == MarketPolicy::OnDemand {
             return Ok::<_, Error>((Vec::new(), Vec::new()));
@@ -262,10 +383,30 @@ async fn start(
         })
         .await?;
     let (github, jits, release) = minted?;
-    let runner = runner_release(settings, release);
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
     let (image_id, image) = image?;
-    let (types, root) = image_facts(settings, &image_id, image)?;
+    Ok(LookedUp {
+        github,
+        jits,
+        release,
+        prices,
+        subnet_zones,
+        image_id,
+        image,
+    })
+}
+
+/// What the lookups mean for the launches: the runner release, the types
+/// that can run the image and its root device, and the candidates ranked
+/// by price. Fails before anything is launched when the image cannot work.
+fn plan_launches(ctx: &Context<'_>, looked_up: &LookedUp<'_>) -> Result<(Plan, ImageId), Error> {
+    let Context {
+        settings, client, ..
+    } = *ctx;
+    let instance = &settings.instance;
+    let runner = runner_release(settings, looked_up.release.clone());
+    let image_id = looked_up.image_id.clone();
+    let (types, root) = image_facts(settings, &image_id, looked_up.image.clone())?;
     if root.may_size() {
         let note = templates::root_override(
             &instance.template_volumes,
@@ -276,22 +417,22 @@ async fn start(
             actions::warning(&note);
         }
     }
-    let subnet_zones = if subnet_zones.is_empty() {
+    let subnet_zones = if looked_up.subnet_zones.is_empty() {
         instance
             .subnet_ids
             .iter()
             .map(|s| (s.clone(), None))
             .collect()
     } else {
-        subnet_zones
+        looked_up.subnet_zones.clone()
     };
     let region = client
         .config()
         .region()
         .map(|r| r.to_string())
         .unwrap_or_default();
-    if !prices.is_empty() {
-        for kind in placement::unpriced_types(&types, &prices) {
+    if !looked_up.prices.is_empty() {
+        for kind in placement::unpriced_types(&types, &looked_up.prices) {
             actions::warning(&format!(
                 "no spot price for {kind} in {region}: the region does not offer it, or the name is mistyped (check `instance-types`); the other types are ranked by price"
             ));
@@ -308,23 +449,33 @@ async fn start(
             rank_by: settings.rank_by,
             try_unpriced: settings.instance.matched_types.is_none(),
         },
-        &prices,
+        &looked_up.prices,
     );
     tracing::debug!(candidates = candidates.len(), "ranked launch candidates");
 
-    let scope = github.scope().tag();
-    let learned = Learned::new(root);
-    let launch = Launch {
-        settings,
-        client,
-        created,
-        candidates: &candidates,
-        scope: &scope,
-        learned: &learned,
-        runner: &runner,
-        image_id: &image_id,
-        cancel,
-    };
+    Ok((
+        Plan {
+            candidates,
+            root,
+            runner,
+            region,
+        },
+        image_id,
+    ))
+}
+
+/// Launches every runner's machine together (a `count` launch), each
+/// walking the candidates. With `allow-partial`, a runner that did not
+/// start is named and its JIT runner removed; at least one must start.
+async fn launch_runners(
+    ctx: &Context<'_>,
+    launch: &Launch<'_>,
+    looked_up: &LookedUp<'_>,
+) -> Result<Vec<Started>, Error> {
+    let Context {
+        settings, created, ..
+    } = *ctx;
+    let (github, jits) = (looked_up.github, &looked_up.jits);
     // All machines of a `count` launch go out together.
     let results = join_all(jits.iter().map(|jit| launch.runner(jit, 0))).await;
     let mut started = Vec::new();
@@ -351,33 +502,34 @@ async fn start(
             .next()
             .unwrap_or(Error::Failed("no runner started".into())));
     }
+    Ok(started)
+}
 
-    let boost = settings.boot_boost.then(|| {
-        let (iops, throughput) =
-            launch::boot_boost(instance.volume_size.filter(|_| learned.root().may_size()));
-        summary::Boost {
-            iops,
-            throughput,
-            kept: true,
-        }
-    });
-    if settings.wait_for == WaitFor::None {
-        if let Some(boost) = boost {
-            actions::warning(&format!(
-                "with wait-for: none the boot boost is never dropped (about ${:.3} an hour more for each root volume); use wait-for: running or boot-boost: false",
-                pricing::gp3_boost_per_hour(boost.iops, boost.throughput)
-            ));
-        }
-        cancel.check()?;
-        return Ok((started, prices, boost));
-    }
-    let described = loop {
+/// Waits until every machine runs. A spot machine taken back right after
+/// its launch never ran, so its runner's unused JIT config goes to the
+/// next candidate; any other end before running fails the start.
+async fn wait_until_running(
+    ctx: &Context<'_>,
+    launch: &Launch<'_>,
+    looked_up: &LookedUp<'_>,
+    plan: &Plan,
+    started: &mut [Started],
+) -> Result<Vec<aws_sdk_ec2::types::Instance>, Error> {
+    let Context {
+        settings,
+        client,
+        deadline,
+        cancel,
+        ..
+    } = *ctx;
+    let (jits, region) = (&looked_up.jits, &plan.region);
+    loop {
         let ids: Vec<String> = started.iter().map(|s| s.instance_id.clone()).collect();
         let waited = cancel
             .guard(async { Ok(instances::wait_running(client, &ids, deadline).await?) })
             .await?;
         match waited {
-            Wait::Running(described) => break described,
+            Wait::Running(described) => return Ok(described),
             Wait::Failed {
                 id,
                 state,
@@ -385,13 +537,13 @@ async fn start(
                 reason,
             } => {
                 if !is_reclaimed(&code) {
-                    return Err(ended_at_launch(&id, &state, &code, &reason, &region));
+                    return Err(ended_at_launch(&id, &state, &code, &reason, region));
                 }
                 // Spot capacity taken back right after the launch: this
                 // machine never ran, so its runner's JIT config is unused
                 // and the next candidate gets it.
                 let Some(at) = started.iter().position(|s| s.instance_id == id) else {
-                    return Err(ended_at_launch(&id, &state, &code, &reason, &region));
+                    return Err(ended_at_launch(&id, &state, &code, &reason, region));
                 };
                 actions::warning(&format!(
                     "instance {id} ({}) was terminated right after launch ({code}: {reason}); trying the next candidate",
@@ -411,9 +563,17 @@ async fn start(
                 });
             }
         }
-    };
-    tracing::info!(elapsed = ?began.elapsed(), "running");
-    for s in &mut started {
+    }
+}
+
+/// Records each machine's zone and checks that its root device is where
+/// the root settings went.
+fn check_what_runs(
+    learned: &Learned,
+    described: &[aws_sdk_ec2::types::Instance],
+    started: &mut [Started],
+) -> Result<(), Error> {
+    for s in started.iter_mut() {
         if let Some(i) = described
             .iter()
             .find(|i| i.instance_id() == Some(s.instance_id.as_str()))
@@ -428,77 +588,76 @@ async fn start(
             }
         }
     }
-    if settings.wait_for == WaitFor::Online {
-        let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
-        // The deadline bounds the whole wait, a GitHub call waiting out a
-        // rate limit included.
-        let timed_out = || {
-            Error::Timeout {
-            what: format!(
-                "waiting for runner(s) {} to come online on GitHub",
-                names.join(", ")
-            ),
-            timeout: humantime::format_duration(settings.timeout).to_string(),
-            hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
-        }
-        };
-        let online = cancel
-            .guard(async {
-                tokio::time::timeout_at(
-                    deadline.into(),
-                    wait_online(github, &names, deadline, settings),
-                )
-                .await
-                .unwrap_or_else(|_| Err(timed_out()))
-            })
-            .await;
-        if let Err(err @ Error::Timeout { .. }) = online {
-            if !settings.extras.get_console_output {
-                tracing::info!(
-                    "to see the instance's console here when a runner never comes online, grant ec2:GetConsoleOutput and list it in extra-permissions"
-                );
-                return Err(err);
-            }
-            // Before the undo ends the machines: what their consoles say,
-            // read side by side and within a few seconds, and not at all
-            // once the job is being cancelled (the undo needs the time).
-            let secrets: Vec<&str> = jits
-                .iter()
-                .map(|j| crate::settings::expose(&j.config))
-                .collect();
-            let consoles = join_all(
-                started
-                    .iter()
-                    .map(|s| show_console(client, &s.instance_id, &secrets)),
+    Ok(())
+}
+
+/// Waits until every runner is online on GitHub, within the deadline. On
+/// a timeout the machines' consoles are shown (when allowed) before the
+/// undo ends them.
+async fn wait_until_online(
+    ctx: &Context<'_>,
+    looked_up: &LookedUp<'_>,
+    started: &[Started],
+) -> Result<(), Error> {
+    let Context {
+        settings,
+        client,
+        deadline,
+        cancel,
+        ..
+    } = *ctx;
+    let (github, jits) = (looked_up.github, &looked_up.jits);
+    let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
+    // The deadline bounds the whole wait, a GitHub call waiting out a
+    // rate limit included.
+    let timed_out = || {
+        Error::Timeout {
+        what: format!(
+            "waiting for runner(s) {} to come online on GitHub",
+            names.join(", ")
+        ),
+        timeout: humantime::format_duration(settings.timeout).to_string(),
+        hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
+    }
+    };
+    let online = cancel
+        .guard(async {
+            tokio::time::timeout_at(
+                deadline.into(),
+                wait_online(github, &names, deadline, settings),
+            )
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+        })
+        .await;
+    if let Err(err @ Error::Timeout { .. }) = online {
+        if !settings.extras.get_console_output {
+            tracing::info!(
+                "to see the instance's console here when a runner never comes online, grant ec2:GetConsoleOutput and list it in extra-permissions"
             );
-            let _ = cancel
-                .guard(async {
-                    let _ = tokio::time::timeout(CONSOLE_BUDGET, consoles).await;
-                    Ok(())
-                })
-                .await;
             return Err(err);
         }
-        online?;
-        tracing::info!(elapsed = ?began.elapsed(), "runner online");
+        // Before the undo ends the machines: what their consoles say,
+        // read side by side and within a few seconds, and not at all
+        // once the job is being cancelled (the undo needs the time).
+        let secrets: Vec<&str> = jits
+            .iter()
+            .map(|j| crate::settings::expose(&j.config))
+            .collect();
+        let consoles = join_all(
+            started
+                .iter()
+                .map(|s| show_console(client, &s.instance_id, &secrets)),
+        );
+        let _ = cancel
+            .guard(async {
+                let _ = tokio::time::timeout(CONSOLE_BUDGET, consoles).await;
+                Ok(())
+            })
+            .await;
+        return Err(err);
     }
-    if settings.boot_boost {
-        // The boost is only worth paying for while the machine boots. EC2
-        // moves a volume to new settings gradually, so even with
-        // `wait-for: running` the first minutes keep most of the boost.
-        let dropped = drop_boot_boost(client, &described).await;
-        cancel.check()?;
-        return Ok((
-            started,
-            prices,
-            boost.map(|b| summary::Boost {
-                kept: !dropped,
-                ..b
-            }),
-        ));
-    }
-    cancel.check()?;
-    Ok((started, prices, boost))
+    online
 }
 
 /// How many console lines a runner that never came online shows.
