@@ -610,16 +610,6 @@ async fn wait_until_online(
     let names: Vec<String> = started.iter().map(|s| s.runner_name.clone()).collect();
     // The deadline bounds the whole wait, a GitHub call waiting out a
     // rate limit included.
-    let timed_out = || {
-        Error::Timeout {
-        what: format!(
-            "waiting for runner(s) {} to come online on GitHub",
-            names.join(", ")
-        ),
-        timeout: humantime::format_duration(settings.timeout).to_string(),
-        hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
-    }
-    };
     let online = cancel
         .guard(async {
             tokio::time::timeout_at(
@@ -627,7 +617,7 @@ async fn wait_until_online(
                 wait_online(github, &names, deadline, settings),
             )
             .await
-            .unwrap_or_else(|_| Err(timed_out()))
+            .unwrap_or_else(|_| Err(online_timeout(&names, settings)))
         })
         .await;
     if let Err(err @ Error::Timeout { .. }) = online {
@@ -725,13 +715,21 @@ async fn wait_online(
             delay
         };
         if Instant::now() + delay >= deadline {
-            return Err(Error::Timeout {
-                what: format!("waiting for runner(s) {} to come online on GitHub", names.join(", ")),
-                timeout: humantime::format_duration(settings.timeout).to_string(),
-                hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
-            });
+            return Err(online_timeout(names, settings));
         }
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The error of runners that did not come online within the deadline.
+fn online_timeout(names: &[String], settings: &StartSettings) -> Error {
+    Error::Timeout {
+        what: format!(
+            "waiting for runner(s) {} to come online on GitHub",
+            names.join(", ")
+        ),
+        timeout: humantime::format_duration(settings.timeout).to_string(),
+        hint: "why the runner never registered: the instance's system log (EC2 console: Actions > Monitor and troubleshoot > Get system log) and /var/log/ec2-spot-runner.log show every boot step; the instance was terminated".into(),
     }
 }
 

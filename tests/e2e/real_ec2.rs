@@ -689,25 +689,23 @@ fn image_id_resolve_ssm_reads_the_parameter_and_checks_the_image_before_launch()
     );
     env.stop_runner(run.output("label"), &[]).assert_ok();
     env.put_parameter("/ci/runner-image", AMI);
-    let run = env.start_runner(&[("INPUT_IMAGE_ID", "resolve:ssm:/ci/runner-image")]);
-    run.assert_ok();
-    assert!(
-        env.live_instances()
-            .iter()
-            .any(|i| i.image_id() == Some(AMI))
-    );
-    env.stop_runner(run.output("label"), &[]).assert_ok();
-    // By its ARN, with a version: how a parameter shared from another
-    // account is named (here the account's own, which SSM takes the same way).
-    let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/ci/runner-image:1";
-    let run = env.start_runner(&[("INPUT_IMAGE_ID", &format!("resolve:ssm:{arn}"))]);
-    run.assert_ok();
-    assert!(
-        env.live_instances()
-            .iter()
-            .any(|i| i.image_id() == Some(AMI))
-    );
-    env.stop_runner(run.output("label"), &[]).assert_ok();
+    // By name, and by its ARN with a version: how a parameter shared from
+    // another account is named (here the account's own, which SSM takes the
+    // same way).
+    for name in [
+        "/ci/runner-image",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/ci/runner-image:1",
+    ] {
+        let run = env.start_runner(&[("INPUT_IMAGE_ID", &format!("resolve:ssm:{name}"))]);
+        run.assert_ok();
+        assert!(
+            env.live_instances()
+                .iter()
+                .any(|i| i.image_id() == Some(AMI)),
+            "{name}"
+        );
+        env.stop_runner(run.output("label"), &[]).assert_ok();
+    }
 
     // An arm64 image for x86_64 types fails before anything is launched.
     let launched = runs(&env, "RunInstances");
