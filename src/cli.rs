@@ -315,6 +315,9 @@ pub(crate) struct PolicyArgs {
     /// Add the optional extras (ec2:DescribeImages, ec2:DescribeSubnets, ec2:GetConsoleOutput).
     #[arg(long)]
     pub(crate) optional: bool,
+    /// Add what `launch-template` needs: reading the template, and tagging at launch what a template may tag (network interfaces, spot requests).
+    #[arg(long)]
+    pub(crate) launch_template: bool,
     /// Add iam:PassRole for the role of `iam-instance-profile` (its ARN), passable to EC2 only.
     #[arg(long)]
     pub(crate) pass_role: Option<String>,

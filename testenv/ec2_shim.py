@@ -1747,10 +1747,13 @@ class RunInstancesCheck:
         self.mappings: list[dict[str, Any]] | None = None
         # device name -> {"iops", "throughput"} asked for in the request
         self.perf: dict[str, dict[str, Any]] = {}
+        # The launch template version's data, when the request names one.
+        self.template_data: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ checks
     def validate(self) -> None:
         self.apply_template()
+        self.check_tag_limit()
         itype = self.get("InstanceType")
         self.check_instance_type(itype)
         image_id = self.get("ImageId")
@@ -1843,12 +1846,25 @@ class RunInstancesCheck:
                 with state.lock:
                     mode = str(state.config.get("template_mapping_merge") or "fields")
             merged = launch_templates.effective(version.data, self.resp.params, mapping_merge=mode)
+            self.template_data = version.data
         except launch_templates.TemplateError as e:
             raise _moto_error(e.status, e.code, e.message) from None
         image = str(merged.get("ImageId") or "")
         if image.startswith("resolve:ssm:"):
             merged["ImageId"] = self.resolve_parameter(image[len("resolve:ssm:"):])
         self.resp.params = merged
+
+    def check_tag_limit(self) -> None:
+        """50 tags per resource, the template's and the request's together
+        (see launch_templates.py); moto counts only CreateTags, and then
+        with the launch half done."""
+        import launch_templates
+
+        flat = {k: v[0] for k, v in self.resp.querystring.items() if v}
+        try:
+            launch_templates.check_tag_limit(launch_templates.effective_tags(self.template_data, flat))
+        except launch_templates.TemplateError as e:
+            raise _moto_error(e.status, e.code, e.message) from None
 
     def resolve_parameter(self, name: str) -> str:
         # NOTE: EC2's text for a parameter it cannot read is not documented;
@@ -2151,6 +2167,7 @@ def patch_moto() -> None:
       RunInstancesCheck.resolve_mappings builds the volumes EC2 would.
     * plus the checks in RunInstancesCheck.validate.
     """
+    import launch_templates
     from moto.ec2.responses.instances import InstanceResponse
 
     if getattr(InstanceResponse.run_instances, "_ec2sr_patched", False):
@@ -2194,6 +2211,33 @@ def patch_moto() -> None:
 
         terminate._ec2sr_patched = True  # type: ignore[attr-defined]
         Instance.terminate = terminate  # type: ignore[assignment]
+
+    # NOTE: "Tags with this prefix [aws:] do not count against your
+    # tags-per-resource limit" of 50
+    # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
+    # moto 5.2.5 counts a resource's aws: tags it already holds, such as the
+    # aws:ec2launchtemplate:id/version it puts on an instance launched from
+    # a template, so a templated launch with 50 tags failed where EC2 takes it.
+    from moto.ec2.exceptions import TagLimitExceeded
+    from moto.ec2.models.tags import TagBackend
+
+    if not getattr(TagBackend.create_tags, "_ec2sr_patched", False):
+        original_create_tags = TagBackend.create_tags
+
+        def create_tags(self: Any, resource_ids: list[str], tags: dict[str, str]) -> bool:
+            if None in tags.values():
+                return original_create_tags(self, resource_ids, tags)
+            counted = {k for k in tags if not k.lower().startswith("aws:")}
+            for resource_id in resource_ids:
+                held = {k for k in self.tags[resource_id] if not k.lower().startswith("aws:")}
+                if len(held | counted) > launch_templates.TAG_LIMIT:
+                    raise TagLimitExceeded()
+            for resource_id in resource_ids:
+                self.tags[resource_id].update(tags)
+            return True
+
+        create_tags._ec2sr_patched = True  # type: ignore[attr-defined]
+        TagBackend.create_tags = create_tags  # type: ignore[assignment]
 
     run_instances._ec2sr_patched = True  # type: ignore[attr-defined]
     InstanceResponse.run_instances = run_instances  # type: ignore[assignment]

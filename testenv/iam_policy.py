@@ -76,6 +76,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ec2_query import indexed as _indexed
+from ec2_query import numbered as _numbered
+from ec2_query import tag_specifications
 
 Context = Mapping[str, "str | list[str] | tuple[str, ...]"]
 
@@ -681,33 +683,6 @@ class MotoEc2State(ResourceState):
         return {"id": sg.id, "vpc_id": sg.vpc_id, "tags": self.tags(sg.id) or {}}
 
 
-
-
-def _numbered(params: Mapping[str, str], prefix: str) -> list[int]:
-    """N of every ``prefix.N.*`` key, sorted."""
-    nums = set()
-    for key in params:
-        if key.startswith(prefix + "."):
-            part = key[len(prefix) + 1 :].split(".", 1)[0]
-            if part.isdigit():
-                nums.add(int(part))
-    return sorted(nums)
-
-
-def tag_specifications(params: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """``TagSpecification.N.ResourceType`` + ``.Tag.M.Key/Value`` ->
-    {resource type: {key: value}} in request order."""
-    out: dict[str, dict[str, str]] = {}
-    for n in _numbered(params, "TagSpecification"):
-        rtype = params.get(f"TagSpecification.{n}.ResourceType")
-        if not rtype:
-            continue
-        tags = out.setdefault(rtype, {})
-        for m in _numbered(params, f"TagSpecification.{n}.Tag"):
-            key = params.get(f"TagSpecification.{n}.Tag.{m}.Key")
-            if key is not None:
-                tags[key] = params.get(f"TagSpecification.{n}.Tag.{m}.Value", "")
-    return out
 
 
 def request_tag_keys(tags: Mapping[str, str]) -> dict[str, Any]:

@@ -24,6 +24,19 @@ The rules, from AWS's documentation:
   (aws/aws-cli#809), and "... instance-level security groups may not be
   specified on the same request" for groups, also when the interfaces come
   from a template (ansible-collections/amazon.aws#157).
+* Tags in a template apply as the request's do, and are authorised the same
+  way: "The ec2:CreateTags action is also evaluated if tags are provided in
+  a launch template" (EC2 User Guide, "Grant permission to tag resources
+  during creation",
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html).
+  A template may tag instance, volume, network-interface and
+  spot-instances-request
+  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateTagSpecificationRequest.html).
+  Per resource type the two merge by key, the request's value winning.
+* A resource holds at most 50 tags; keys starting with aws: do not count
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
+  EC2's error is TagLimitExceeded
+  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
 * Versions are $Latest, $Default or a number; the default is $Default
   (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateSpecification.html).
   Unknown ones are 400 InvalidLaunchTemplateId.VersionNotFound "Could not find
@@ -38,6 +51,8 @@ from __future__ import annotations
 import copy
 import re
 from typing import Any, Mapping
+
+from ec2_query import tag_specifications
 
 # Members whose value the request replaces whole (undocumented either way;
 # an instance profile or a group list is one choice, not parts to mix).
@@ -171,14 +186,46 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def effective_tags(data: Mapping[str, Any] | None, params: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """{resource type: {key: value}} a launch tags: the template's tags
+    (when there is one) under the request's, merged by key."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in (data or {}).get("TagSpecifications") or []:
+        tags = out.setdefault(str(spec.get("ResourceType")), {})
+        for tag in spec.get("Tags") or spec.get("Tag") or []:
+            tags[str(tag.get("Key"))] = str(tag.get("Value") or "")
+    for rtype, tags in tag_specifications(params).items():
+        out.setdefault(rtype, {}).update(tags)
+    return out
+
+
+TAG_LIMIT = 50
+
+
+def check_tag_limit(tags: Mapping[str, Mapping[str, str]]) -> None:
+    """EC2's 50 tags per resource (aws: keys aside), for every type tagged."""
+    for rtype, pairs in tags.items():
+        if len([k for k in pairs if not k.lower().startswith("aws:")]) > TAG_LIMIT:
+            raise TemplateError(400, "TagLimitExceeded",
+                                "The maximum number of Tags for a resource has been reached.")
+
+
 def effective_query(data: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, str]:
     """The flat query parameters EC2 authorises a templated launch by: the
-    template's, under every top-level member the request sets."""
+    template's, under every top-level member the request sets; the tags of
+    both, merged per resource type."""
     given = {k.split(".", 1)[0] for k in params}
     out = dict(params)
     for key, value in flatten(data).items():
         if key.split(".", 1)[0] not in given:
             out[key] = value
+    if data.get("TagSpecifications"):
+        out = {k: v for k, v in out.items() if not k.startswith("TagSpecification.")}
+        for n, (rtype, tags) in enumerate(effective_tags(data, params).items(), 1):
+            out[f"TagSpecification.{n}.ResourceType"] = rtype
+            for m, (key, value) in enumerate(tags.items(), 1):
+                out[f"TagSpecification.{n}.Tag.{m}.Key"] = key
+                out[f"TagSpecification.{n}.Tag.{m}.Value"] = value
     return out
 
 
@@ -225,6 +272,29 @@ def selfcheck() -> list[tuple[str, Any, Any]]:
         ("query: nested lists", flatten({"NetworkInterfaces": [{"Groups": ["sg-1"]}]}),
          {"NetworkInterface.1.SecurityGroupId.1": "sg-1"}),
     ]
+    tagged = {"TagSpecifications": [
+        {"ResourceType": "network-interface", "Tags": [{"Key": "team", "Value": "ci"}]},
+        {"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "ci"}, {"Key": "Name", "Value": "t"}]},
+    ]}
+    request_tags = {"TagSpecification.1.ResourceType": "instance", "TagSpecification.1.Tag.1.Key": "Name",
+                    "TagSpecification.1.Tag.1.Value": "runner-1"}
+    checks += [
+        ("template tags merge per type, the request's value winning", effective_tags(tagged, request_tags),
+         {"network-interface": {"team": "ci"}, "instance": {"team": "ci", "Name": "runner-1"}}),
+        ("template tags are authorised with the request's",
+         tag_specifications(effective_query(tagged, request_tags)),
+         {"network-interface": {"team": "ci"}, "instance": {"team": "ci", "Name": "runner-1"}}),
+    ]
+    for label, count, ok in (("50 tags", 50, True), ("51 tags", 51, False), ("50 tags and aws: keys", 50, True)):
+        tags = {f"k{i}": "v" for i in range(count)}
+        if "aws:" in label:
+            tags["aws:ec2launchtemplate:id"] = "lt-0"
+        try:
+            check_tag_limit({"instance": tags})
+            got = True
+        except TemplateError as e:
+            got = e.code
+        checks.append((f"tag limit: {label}", got, True if ok else "TagLimitExceeded"))
     for label, req in (("subnet", {"SubnetId": "subnet-1"}), ("groups", {"SecurityGroupIds": ["sg-1"]})):
         try:
             effective({"NetworkInterfaces": [{"DeviceIndex": 0}]}, req)

@@ -7,8 +7,8 @@ use aws_sdk_ec2::Client;
 
 use crate::aws::AwsError;
 use crate::settings::{
-    ImageSource, InstanceType, LaunchTemplate, SecurityGroupId, StartSettings, TemplateRef,
-    TemplateVersion, TemplateVolume,
+    EC2_TAG_LIMIT, ImageSource, InstanceType, LaunchTemplate, OWN_TAGS, RESERVED_TAG_PREFIX,
+    SecurityGroupId, StartSettings, TemplateRef, TemplateVersion, TemplateVolume,
 };
 
 /// The parts of one template version that matter to a start.
@@ -53,6 +53,9 @@ pub(crate) struct Template {
     pub(crate) instance_requirements: bool,
     /// Whether it sets CpuOptions (core count, threads per core).
     pub(crate) cpu_options: bool,
+    /// Its TagSpecifications: each resource type it tags at launch, with
+    /// the tag keys.
+    pub(crate) tags: Vec<(String, Vec<String>)>,
 }
 
 impl Template {
@@ -174,6 +177,18 @@ pub(crate) async fn read(client: &Client, wanted: &LaunchTemplate) -> Result<Tem
             .collect();
         template.instance_requirements = data.instance_requirements().is_some();
         template.cpu_options = data.cpu_options().is_some();
+        template.tags = data
+            .tag_specifications()
+            .iter()
+            .filter_map(|spec| {
+                let keys = spec
+                    .tags()
+                    .iter()
+                    .filter_map(|t| t.key())
+                    .map(str::to_owned);
+                Some((spec.resource_type()?.as_str().to_owned(), keys.collect()))
+            })
+            .collect();
     }
     if template.id.is_empty() || template.version == 0 {
         return Err(AwsError {
@@ -252,6 +267,7 @@ pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result
             template.security_group_names.join(", ")
         ));
     }
+    check_tag_count(settings, template, &named)?;
     let mut applied = Applied::default();
     let instance = &mut settings.instance;
     match (&instance.image, &template.image_id) {
@@ -397,8 +413,97 @@ pub(crate) fn apply(settings: &mut StartSettings, template: &Template) -> Result
             kept.join(", ")
         ));
     }
+    instance.template_tagged = template
+        .tags
+        .iter()
+        .map(|(kind, _)| kind)
+        .filter(|kind| !TAGGED_BY_THE_TOOL.contains(&kind.as_str()))
+        .cloned()
+        .collect();
+    if !instance.template_tagged.is_empty() {
+        applied.cautions.push(format!(
+            "it tags {} at launch, and EC2 authorises ec2:CreateTags on {} as well; the policy `ec2-spot-runner policy` prints allows tagging only the instance and its volumes, and `ec2-spot-runner policy --launch-template` prints the statement that also covers these",
+            instance.template_tagged.join(" and "),
+            if instance.template_tagged.len() == 1 { "it" } else { "them" }
+        ));
+    }
     instance.launch_template = Some(template.pinned());
     Ok(applied)
+}
+
+/// What the tool tags at launch itself.
+const TAGGED_BY_THE_TOOL: [&str; 2] = ["instance", "volume"];
+
+/// The statement a template's tags need beyond the default policy: the
+/// hint of a launch or dry run that EC2 refused.
+pub(crate) fn tagging_hint(tagged: &[String]) -> String {
+    let arns = tagged
+        .iter()
+        .map(|kind| format!("arn:aws:ec2:*:*:{kind}/*"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "The launch template tags {} at launch, so EC2 also authorises ec2:CreateTags on {arns} (with ec2:CreateAction = RunInstances), and the default policy allows tagging only the instance and its volumes. Add those resources to the statement that allows tagging at launch (`ec2-spot-runner policy --launch-template` prints it), or make a template version without those TagSpecifications",
+        tagged.join(" and ")
+    )
+}
+
+/// Whether a denied launch may be the template's tags: EC2 names the action
+/// it refused (ec2:CreateTags), or names none (an encoded message only).
+pub(crate) fn refuses_template_tags(err: &AwsError) -> bool {
+    matches!(
+        err.code.as_deref(),
+        Some("UnauthorizedOperation" | "AccessDenied")
+    ) && !err.detail.contains("iam:PassRole")
+        && (err.detail.contains("ec2:CreateTags") || !err.detail.contains("perform: "))
+}
+
+/// EC2 allows 50 tags on a resource, the template's and the request's
+/// together (merged by key, `aws:` keys aside): the template's instance and
+/// volume tags count toward it beside the tool's and the `tags` input's.
+// NOTE: "The ec2:CreateTags action is also evaluated if tags are provided in
+// a launch template"; tags merge by key.
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
+fn check_tag_count(
+    settings: &StartSettings,
+    template: &Template,
+    named: &str,
+) -> Result<(), String> {
+    let user = &settings.instance.tags;
+    for (kind, keys) in template
+        .tags
+        .iter()
+        .filter(|(kind, _)| TAGGED_BY_THE_TOOL.contains(&kind.as_str()))
+    {
+        let own: std::collections::BTreeSet<&str> = keys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| {
+                !k.to_ascii_lowercase().starts_with("aws:")
+                    && *k != "Name"
+                    && !k.starts_with(RESERVED_TAG_PREFIX)
+                    && !user.iter().any(|t| t.key == *k)
+            })
+            .collect();
+        let total = OWN_TAGS + user.len() + own.len();
+        if total > EC2_TAG_LIMIT {
+            let fix = match EC2_TAG_LIMIT.checked_sub(OWN_TAGS + own.len()) {
+                Some(room) => format!(
+                    "Give at most {room} in `tags`, or make a template version with fewer {kind} tags"
+                ),
+                None => format!(
+                    "Make a template version with at most {} {kind} tags besides Name",
+                    EC2_TAG_LIMIT - OWN_TAGS
+                ),
+            };
+            return Err(format!(
+                "{named} tags the {kind} with {} keys of its own; with the tool's {OWN_TAGS} and the {} of `tags`, a {kind} would carry up to {total} tags, and EC2 allows {EC2_TAG_LIMIT}. {fix}",
+                own.len(),
+                user.len(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the tool's root mapping replaces of a template's mapping for the
@@ -478,6 +583,7 @@ mod tests {
                 "security-group-ids" => start.instance.security_group_ids = value,
                 "availability-zones" => start.availability_zones = value,
                 "subnet-ids" => start.instance.subnet_ids = value,
+                "tags" => start.instance.tags = value,
                 other => panic!("{other}"),
             }
         }
@@ -715,5 +821,97 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("`ami-nothex`"), "{err}");
+    }
+
+    #[test]
+    fn a_templates_tags_count_toward_fifty_and_what_else_it_tags_is_named() {
+        let keys = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("k{i}"))
+                .chain([
+                    "Name".into(),
+                    "aws:origin".into(),
+                    "ec2-spot-runner:label".into(),
+                ])
+                .collect()
+        };
+        let with = |tags: Vec<(&str, Vec<String>)>| Template {
+            image_id: Some("ami-0123456789abcdef0".into()),
+            instance_type: Some("c7i.large".into()),
+            tags: tags.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ..template()
+        };
+        // 38 of its own (Name, aws: and the tool's keys are not) + 13 = 51.
+        let err = apply(&mut settings(&[]), &with(vec![("volume", keys(38))])).unwrap_err();
+        assert!(
+            err.contains("tags the volume with 38 keys of its own")
+                && err.contains("up to 51 tags, and EC2 allows 50")
+                && err.contains("at most 37 volume tags besides Name"),
+            "{err}"
+        );
+        assert!(apply(&mut settings(&[]), &with(vec![("instance", keys(37))])).is_ok());
+        // A key in `tags` replaces the template's: it counts once.
+        let err = apply(
+            &mut settings(&[("tags", "k0=a,extra=b")]),
+            &with(vec![("instance", keys(37))]),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("36 keys of its own")
+                && err.contains("the 2 of `tags`")
+                && err.contains("Give at most 1 in `tags`"),
+            "{err}"
+        );
+        assert!(
+            apply(
+                &mut settings(&[("tags", "k0=a")]),
+                &with(vec![("instance", keys(37))])
+            )
+            .is_ok()
+        );
+
+        // Tagging a network interface needs more than the default policy.
+        let mut s = settings(&[]);
+        let applied = apply(
+            &mut s,
+            &with(vec![
+                ("instance", keys(2)),
+                ("network-interface", vec!["team".into()]),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.instance.template_tagged, ["network-interface"]);
+        assert!(
+            applied
+                .cautions
+                .iter()
+                .any(|c| c.contains("it tags network-interface at launch")
+                    && c.contains("`ec2-spot-runner policy --launch-template`")),
+            "{applied:?}"
+        );
+        let hint = tagging_hint(&s.instance.template_tagged);
+        assert!(
+            hint.contains("ec2:CreateTags on arn:aws:ec2:*:*:network-interface/*")
+                && hint.contains("policy --launch-template"),
+            "{hint}"
+        );
+        let denied = |detail: &str| AwsError {
+            action: "RunInstances",
+            code: Some("UnauthorizedOperation".into()),
+            detail: detail.into(),
+            hint: None,
+        };
+        assert!(refuses_template_tags(&denied(
+            "User: u is not authorized to perform: ec2:CreateTags on resource: arn:aws:ec2:us-east-1:1:network-interface/*"
+        )));
+        assert!(refuses_template_tags(&denied(
+            "You are not authorized to perform this operation. Encoded authorization failure message: x"
+        )));
+        assert!(!refuses_template_tags(&denied(
+            "User: u is not authorized to perform: ec2:RunInstances on resource: arn:aws:ec2:us-east-1:1:instance/*"
+        )));
+        assert!(!refuses_template_tags(&denied(
+            "User: u is not authorized to perform: iam:PassRole on resource: r"
+        )));
     }
 }

@@ -352,7 +352,21 @@ async fn check_launch(client: &Client, start: &mut StartSettings, list: &mut Che
             launch::describe(&candidate),
             root.name()
         ),
-        dry_run("RunInstances", result),
+        match result {
+            Err(err)
+                if !instance.template_tagged.is_empty()
+                    && templates::refuses_template_tags(&aws::AwsError::from_sdk(
+                        "RunInstances",
+                        &err,
+                    )) =>
+            {
+                Outcome::Fail(format!(
+                    "denied; {}",
+                    templates::tagging_hint(&instance.template_tagged)
+                ))
+            }
+            result => dry_run("RunInstances", result),
+        },
     );
 }
 

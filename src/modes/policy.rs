@@ -64,11 +64,29 @@ pub(crate) const OPTIONAL: [(&str, &str); 5] = [
 /// The instances and volumes the tool launches, in any region and account.
 const LAUNCHED: [&str; 2] = ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"];
 
+/// What else a launch template may tag at launch; EC2 authorises
+/// ec2:CreateTags on it as on the request's own tags.
+// NOTE: "The ec2:CreateTags action is also evaluated if tags are provided in
+// a launch template."
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
+// A template tags instance, volume, network-interface or
+// spot-instances-request only:
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateTagSpecificationRequest.html
+const TEMPLATE_TAGGED: [&str; 2] = [
+    "arn:aws:ec2:*:*:network-interface/*",
+    "arn:aws:ec2:*:*:spot-instances-request/*",
+];
+
 /// The policy document: scoped (the default) or the six actions on `*`.
 // NOTE: tag-on-create and resource-tag conditions as AWS documents them:
 // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
 // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
-pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) -> Value {
+pub(crate) fn document(args: &PolicyArgs) -> Value {
+    let (scoped, optional) = (!args.unscoped, args.optional);
+    let mut tagged: Vec<&str> = LAUNCHED.to_vec();
+    if args.launch_template {
+        tagged.extend(TEMPLATE_TAGGED);
+    }
     let mut statements = if scoped {
         vec![
             json!({
@@ -87,7 +105,7 @@ pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) ->
                 "Sid": "TagAtLaunchOnly",
                 "Effect": "Allow",
                 "Action": ["ec2:CreateTags"],
-                "Resource": LAUNCHED,
+                "Resource": tagged,
                 "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
             }),
             json!({
@@ -106,6 +124,14 @@ pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) ->
             "Resource": "*"
         })]
     };
+    if args.launch_template && !optional {
+        statements.push(json!({
+            "Sid": "ReadTheLaunchTemplate",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeLaunchTemplateVersions"],
+            "Resource": "*"
+        }));
+    }
     if optional {
         statements.push(json!({
             "Sid": "OptionalReads",
@@ -142,7 +168,7 @@ pub(crate) fn document(scoped: bool, optional: bool, pass_role: Option<&str>) ->
             }
         }));
     }
-    if let Some(role) = pass_role {
+    if let Some(role) = args.pass_role.as_deref() {
         // NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html
         statements.push(json!({
             "Sid": "PassTheRunnerRole",
@@ -168,7 +194,7 @@ pub(crate) fn run(args: &PolicyArgs) -> Result<(), Error> {
             .into());
         }
     }
-    let doc = document(!args.unscoped, args.optional, args.pass_role.as_deref());
+    let doc = document(args);
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     println!("{text}");
     if args.optional {
@@ -185,6 +211,10 @@ pub(crate) fn run(args: &PolicyArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scoped() -> PolicyArgs {
+        PolicyArgs::default()
+    }
 
     /// Every action the document allows, across statements.
     fn actions(doc: &Value) -> Vec<String> {
@@ -203,9 +233,18 @@ mod tests {
     fn both_forms_hold_exactly_the_six_actions() {
         let mut six: Vec<String> = ACTIONS.iter().map(|(a, _)| (*a).to_owned()).collect();
         six.sort();
-        assert_eq!(actions(&document(true, false, None)), six);
-        assert_eq!(actions(&document(false, false, None)), six);
-        let with_extras = actions(&document(true, true, None));
+        assert_eq!(actions(&document(&scoped())), six);
+        assert_eq!(
+            actions(&document(&PolicyArgs {
+                unscoped: true,
+                ..scoped()
+            })),
+            six
+        );
+        let with_extras = actions(&document(&PolicyArgs {
+            optional: true,
+            ..scoped()
+        }));
         assert_eq!(with_extras.len(), 11);
         let mut optional: Vec<&str> = OPTIONAL.iter().map(|(a, _)| *a).collect();
         optional.sort_unstable();
@@ -217,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_scoped_policy_tags_only_at_launch_and_ends_only_managed_resources() {
-        insta::assert_json_snapshot!(document(true, false, None), @r#"
+        insta::assert_json_snapshot!(document(&scoped()), @r#"
         {
           "Statement": [
             {
@@ -274,5 +313,56 @@ mod tests {
           "Version": "2012-10-17"
         }
         "#);
+    }
+
+    #[test]
+    fn a_launch_template_adds_its_read_and_what_it_may_tag_at_launch_only() {
+        let doc = document(&PolicyArgs {
+            launch_template: true,
+            ..scoped()
+        });
+        let statement = |sid: &str| {
+            doc["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Sid"] == sid)
+                .cloned()
+                .unwrap_or_else(|| panic!("no statement {sid}: {doc}"))
+        };
+        let tag = statement("TagAtLaunchOnly");
+        assert_eq!(
+            tag["Resource"],
+            json!([
+                "arn:aws:ec2:*:*:instance/*",
+                "arn:aws:ec2:*:*:volume/*",
+                "arn:aws:ec2:*:*:network-interface/*",
+                "arn:aws:ec2:*:*:spot-instances-request/*"
+            ])
+        );
+        assert_eq!(
+            tag["Condition"],
+            json!({"StringEquals": {"ec2:CreateAction": "RunInstances"}})
+        );
+        assert_eq!(
+            statement("ReadTheLaunchTemplate")["Action"],
+            json!(["ec2:DescribeLaunchTemplateVersions"])
+        );
+        // Terminate and modify stay on what the tool launched.
+        assert_eq!(statement("ManagedOnly")["Resource"], json!(LAUNCHED));
+        // With the optional reads, the template read is listed once.
+        for unscoped in [false, true] {
+            let all = actions(&document(&PolicyArgs {
+                launch_template: true,
+                optional: true,
+                unscoped,
+                ..scoped()
+            }));
+            let reads = all
+                .iter()
+                .filter(|a| *a == "ec2:DescribeLaunchTemplateVersions")
+                .count();
+            assert_eq!(reads, 1, "{all:?}");
+        }
     }
 }

@@ -927,9 +927,10 @@ impl Launch<'_> {
                 if err.code.is_some() {
                     with(created, |c| c.launches_pending -= 1);
                 }
-                let err = match &self.settings.instance.launch_template {
+                let instance = &self.settings.instance;
+                let err = match &instance.launch_template {
                     Some(template) if err.code.is_some() && !err.is_capacity() => {
-                        template_hint(err, template)
+                        template_hint(err, template, &instance.template_tagged)
                     }
                     _ => err,
                 };
@@ -1141,8 +1142,18 @@ fn ended_at_launch(id: &str, state: &str, code: &str, reason: &str, region: &str
 }
 
 /// A refused templated launch: the value EC2 names may be the template's,
-/// not an input's.
-fn template_hint(err: AwsError, template: &crate::settings::LaunchTemplate) -> AwsError {
+/// not an input's, and a refused tag may be one only the template sets.
+fn template_hint(
+    err: AwsError,
+    template: &crate::settings::LaunchTemplate,
+    tagged: &[String],
+) -> AwsError {
+    if !tagged.is_empty() && templates::refuses_template_tags(&err) {
+        return AwsError {
+            hint: Some(templates::tagging_hint(tagged)),
+            ..err
+        };
+    }
     let look = format!(
         "the launch template supplied what no input set: `aws ec2 describe-launch-template-versions --launch-template-id {} --versions {}` shows its values",
         template.template,

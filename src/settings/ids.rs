@@ -243,8 +243,13 @@ pub(crate) struct Tag {
     pub(crate) value: String,
 }
 
-/// EC2's 50 tags per resource, less the tool's own (at most 13).
-const MAX_USER_TAGS: usize = 37;
+/// EC2's tags per resource; keys starting with `aws:` do not count.
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions
+pub(crate) const EC2_TAG_LIMIT: usize = 50;
+/// The most tags the tool itself sets on an instance or volume.
+pub(crate) const OWN_TAGS: usize = 13;
+/// EC2's 50 tags per resource, less the tool's own.
+const MAX_USER_TAGS: usize = EC2_TAG_LIMIT - OWN_TAGS;
 
 /// Parses `key=value` pairs, one per line or separated by commas.
 pub(crate) fn parse_tags(raw: &Option<String>) -> Result<Vec<Tag>, InvalidInput> {

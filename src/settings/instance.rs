@@ -66,6 +66,10 @@ pub(crate) struct InstanceSettings {
     pub(crate) launch_template: Option<LaunchTemplate>,
     /// The template's volumes that the launch marks DeleteOnTermination.
     pub(crate) template_volumes: Vec<TemplateVolume>,
+    /// What the template tags at launch besides the instance and its
+    /// volumes (`network-interface`, `spot-instances-request`): EC2
+    /// authorises ec2:CreateTags on those too.
+    pub(crate) template_tagged: Vec<String>,
 }
 
 /// A launch template's EBS volume, with every setting the template gives
@@ -277,6 +281,7 @@ impl InstanceSettings {
             instance_profile: parse_instance_profile(&args.iam_instance_profile)?,
             launch_template,
             template_volumes: Vec::new(),
+            template_tagged: Vec::new(),
         })
     }
 }

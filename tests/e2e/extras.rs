@@ -485,3 +485,146 @@ fn a_template_data_volume_keeps_its_settings_however_ec2_combines_mappings() {
         );
     }
 }
+
+/// The calls IAM refused since the last `clear_calls`.
+fn denied_calls(env: &Env) -> Vec<Value> {
+    env.ec2_calls()
+        .into_iter()
+        .filter(|c| c["error_code"] == "UnauthorizedOperation" || c["error_code"] == "AccessDenied")
+        .collect()
+}
+
+#[test]
+fn a_template_that_tags_network_interfaces_needs_the_statement_policy_prints_for_it() {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
+    };
+    // EC2 authorises ec2:CreateTags for a template's tags as for the
+    // request's; the default statement tags only instances and volumes.
+    let mut env = Env::start();
+    let team = |kind: ResourceType| {
+        LaunchTemplateTagSpecificationRequest::builder()
+            .resource_type(kind)
+            .tags(Tag::builder().key("team").value("ci").build())
+            .build()
+    };
+    let data = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::M7iLarge)
+        .tag_specifications(team(ResourceType::Instance))
+        .tag_specifications(team(ResourceType::NetworkInterface))
+        .build();
+    env.launch_template("tagged", data);
+    let inputs = [
+        ("INPUT_LAUNCH_TEMPLATE", "tagged"),
+        ("INPUT_IMAGE_ID", ""),
+        ("INPUT_INSTANCE_TYPES", ""),
+    ];
+    let policy = |args: &[&str]| -> Value {
+        let run = env.run(args, &[]);
+        run.assert_ok();
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let (reads_only, with_template) = (
+        policy(&["policy", "--optional"]),
+        policy(&["policy", "--launch-template"]),
+    );
+
+    env.act_as("reads-only", &reads_only);
+    let doctor = env.run_app(&["doctor"], &inputs);
+    assert!(
+        doctor
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("[FAIL] ec2:RunInstances")
+                && l.contains("network-interface/*")
+                && l.contains("policy --launch-template")),
+        "doctor names the statement the template's tags need:\n{}",
+        doctor.all()
+    );
+    let run = env.start_runner(&inputs);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let warned = run
+        .stderr
+        .lines()
+        .position(|l| l.contains("it tags network-interface at launch"));
+    let launched = run.stderr.lines().position(|l| l.contains("launching"));
+    assert!(
+        matches!((warned, launched), (Some(w), Some(l)) if w < l),
+        "said before the launch:\n{}",
+        run.all()
+    );
+    assert!(
+        run.error()
+            .contains("ec2:CreateTags on arn:aws:ec2:*:*:network-interface/*")
+            && run
+                .error()
+                .contains("`ec2-spot-runner policy --launch-template` prints it"),
+        "{}",
+        run.error()
+    );
+    assert!(env.live_instances().is_empty(), "nothing runs");
+
+    env.act_as("with-template", &with_template);
+    env.clear_calls();
+    let run = env.start_runner(&inputs);
+    run.assert_ok();
+    assert!(denied_calls(&env).is_empty(), "{:#?}", denied_calls(&env));
+    let instance = env.live_instances().pop().expect("launched");
+    assert_eq!(crate::harness::tag(&instance, "team"), Some("ci"));
+    assert_eq!(
+        crate::harness::tag(&instance, "ec2-spot-runner:managed"),
+        Some("true")
+    );
+}
+
+#[test]
+fn a_templates_tags_count_toward_ec2s_fifty_before_anything_is_launched() {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
+    };
+    let env = Env::start();
+    let many = (0..36).fold(
+        LaunchTemplateTagSpecificationRequest::builder().resource_type(ResourceType::Instance),
+        |spec, i| spec.tags(Tag::builder().key(format!("cost-{i}")).value("x").build()),
+    );
+    let data = RequestLaunchTemplateData::builder()
+        .image_id(crate::harness::AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::M7iLarge)
+        .tag_specifications(many.build())
+        .build();
+    env.launch_template("many-tags", data);
+    // 36 + the tool's 13 = 49 fit; one more from `tags` would not.
+    let inputs = |tags: &'static str| {
+        [
+            ("INPUT_LAUNCH_TEMPLATE", "many-tags"),
+            ("INPUT_IMAGE_ID", ""),
+            ("INPUT_INSTANCE_TYPES", ""),
+            ("INPUT_TAGS", tags),
+        ]
+    };
+    env.clear_calls();
+    let run = env.start_runner(&inputs("owner=me,team=ci"));
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.error()
+            .contains("tags the instance with 36 keys of its own")
+            && run.error().contains("up to 51 tags, and EC2 allows 50")
+            && run.error().contains("Give at most 1 in `tags`"),
+        "{}",
+        run.error()
+    );
+    assert!(
+        !env.ec2_actions().iter().any(|a| a == "RunInstances"),
+        "refused before any launch: {:?}",
+        env.ec2_actions()
+    );
+    env.start_runner(&inputs("owner=me")).assert_ok();
+    let instance = env.live_instances().pop().expect("launched");
+    let user_tags = instance
+        .tags()
+        .iter()
+        .filter(|t| !t.key().unwrap_or_default().starts_with("aws:"))
+        .count();
+    assert!(user_tags <= 50, "{user_tags}");
+}
