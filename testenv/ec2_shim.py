@@ -20,6 +20,8 @@ IAM checks still work).  On top of moto the shim adds:
 * an IAM helper that creates a user with a policy and switches moto to
   enforce IAM                      (POST /_shim/iam-user, POST /_shim/auth)
 * a full reset                     (POST /_shim/reset)
+* every EC2 request checked against the EC2 service model botocore ships
+  (ec2_model.py); what does not conform is listed at GET /_shim/model
 
 See README.md next to this file for the contracts.
 """
@@ -302,6 +304,10 @@ class ShimState:
         # {"user", "enforce"}; enforced by the shim (iam_policy.py).
         self.iam_users: dict[str, dict[str, Any]] = {}
         self.iam_keys: dict[str, dict[str, Any]] = {}
+        # EC2 requests that the EC2 service model does not describe
+        # (ec2_model.py), and why the check could not run, if it could not.
+        self.unconforming: list[dict[str, Any]] = []
+        self.model_error: str | None = None
 
     def reset(self) -> None:
         with self.lock:
@@ -318,6 +324,8 @@ class ShimState:
             self.iam_enforced = False
             self.iam_users.clear()
             self.iam_keys.clear()
+            self.unconforming.clear()
+            self.model_error = None
 
     def token_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self.lock:
@@ -424,6 +432,13 @@ class Ec2Shim:
                     st.calls.clear()
                     st.received.clear()
                 return Response(204, [], b"")
+        if path == "/_shim/model" and method == "GET":
+            import ec2_model
+
+            with st.lock:
+                seen = {"model": ec2_model.model_version(), "error": st.model_error,
+                        "unconforming": copy.deepcopy(st.unconforming)}
+            return Response.json(200, seen)
         if path == "/_shim/received" and method == "GET":
             with st.lock:
                 return Response.json(200, list(st.received))
@@ -772,6 +787,8 @@ class Ec2Shim:
         region = region or "us-east-1"
         with self.state.lock:
             self.state.received.append(action)
+        if service == "ec2":
+            self.check_model(action, params)
         if service == "ec2" and access_key:
             headers, body = self.signed_for_moto(method, raw_path, headers, body, params, access_key, service, region)
         entry: dict[str, Any] = {
@@ -818,6 +835,22 @@ class Ec2Shim:
         entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
         self.record(entry)
         return resp
+
+    def check_model(self, action: str, params: dict[str, str]) -> None:
+        """Every EC2 request against the EC2 service model botocore ships
+        (ec2_model.py); what does not conform is kept for GET /_shim/model,
+        which the tests read when they end."""
+        try:
+            import ec2_model
+
+            problems = ec2_model.check(action, params)
+        except Exception as exc:  # reported, never hidden
+            with self.state.lock:
+                self.state.model_error = f"{type(exc).__name__}: {exc}"
+            return
+        if problems:
+            with self.state.lock:
+                self.state.unconforming.append({"action": action, "problems": problems})
 
     def forward(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         status, rh, data = self.upstream.request(method, raw_path, headers, body)

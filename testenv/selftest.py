@@ -750,6 +750,34 @@ def t_launch_template_units() -> None:
     assert not bad, bad
 
 
+@check("ec2_model.py: requests checked against botocore's EC2 service model")
+def t_ec2_model_units() -> None:
+    sys.path.insert(0, HERE)
+    import ec2_model
+
+    bad = [(label, got, want) for label, got, want in ec2_model.selfcheck() if got != want]
+    assert not bad, bad
+
+
+@check("GET /_shim/model: SDK requests conform, a request the EC2 model does not describe is listed")
+def t_ec2_model_in_shim() -> None:
+    shim("POST", "/_shim/reset")
+    ec2 = ec2_client()
+    ec2.run_instances(**launch_kwargs(ec2))
+    ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["runner-1"]}])
+    seen = shim("GET", "/_shim/model")
+    assert seen["error"] is None and seen["unconforming"] == [], seen
+    assert seen["model"].startswith("botocore 1.44.8"), seen
+    form = "Action=DescribeInstances&Version=2016-11-15&InstanceIds.member.1=i-1"
+    http("POST", ENV.urls["ec2"] + "/", form.encode(),
+         {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    seen = shim("GET", "/_shim/model")
+    assert [u["action"] for u in seen["unconforming"]] == ["DescribeInstances"], seen
+    assert any("InstanceIds.member.1" in p for p in seen["unconforming"][0]["problems"]), seen
+    shim("POST", "/_shim/reset")
+    assert shim("GET", "/_shim/model")["unconforming"] == []
+
+
 @check("RunInstances with a launch template: EC2's errors, conflicts, and the template's spot, protection and volumes applied")
 def t_launch_template() -> None:
     ec2 = ec2_client()

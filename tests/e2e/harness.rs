@@ -853,14 +853,40 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The EC2 requests of this test that the EC2 service model botocore
+    /// ships does not describe (testenv/ec2_model.py), or why they could
+    /// not be checked.
+    fn unconforming_ec2_requests(&self) -> Option<String> {
+        let seen: Value = match self
+            .http
+            .get(format!("{}/_shim/model", self.ec2))
+            .send()
+            .and_then(|r| r.json())
+        {
+            Ok(seen) => seen,
+            Err(e) => return Some(format!("GET /_shim/model failed: {e}")),
+        };
+        let clean = seen["error"].is_null()
+            && seen["unconforming"]
+                .as_array()
+                .is_some_and(|u| u.is_empty());
+        (!clean).then(|| serde_json::to_string_pretty(&seen).unwrap_or_default())
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         // A test that failed already says why; else every GitHub request
-        // it caused must be one GitHub describes.
-        let undescribed = if std::thread::panicking() {
-            None
+        // it caused must be one GitHub describes, and every EC2 request
+        // one EC2's service model describes.
+        let (undescribed, unconforming) = if std::thread::panicking() {
+            (None, None)
         } else {
-            self.undescribed_requests()
+            (
+                self.undescribed_requests(),
+                self.unconforming_ec2_requests(),
+            )
         };
         let _ = self.server.kill();
         let _ = self.server.wait();
@@ -868,6 +894,9 @@ impl Drop for Env {
             panic!(
                 "GitHub requests that GitHub's OpenAPI description does not describe: {undescribed}"
             );
+        }
+        if let Some(unconforming) = unconforming {
+            panic!("EC2 requests that EC2's service model does not describe: {unconforming}");
         }
     }
 }
