@@ -23,7 +23,7 @@ pub(crate) struct Image {
 }
 
 /// How the lookup went.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Lookup {
     /// EC2 described the image.
     Found(Image),

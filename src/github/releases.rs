@@ -24,7 +24,7 @@ const LIST_PER_PAGE: u32 = 10;
 const LIST_PAGES: u32 = 3;
 
 /// What the lookup found, or why it found nothing.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Lookup {
     /// The newest release, with every package the start needs.
     Newest(RunnerDownload),

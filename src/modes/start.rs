@@ -130,12 +130,16 @@ struct Context<'a> {
     cancel: &'a Cancel,
 }
 
-/// What the lookups found, side by side.
+/// What the lookups found, side by side, for every later step.
 struct LookedUp<'a> {
     github: &'a Github,
     jits: Vec<JitRunner>,
-    release: Option<github::releases::Lookup>,
     prices: Vec<SpotPrice>,
+}
+
+/// What the lookups found that only planning the launches reads.
+struct Found {
+    release: Option<github::releases::Lookup>,
     subnet_zones: Vec<(crate::settings::SubnetId, Option<String>)>,
     image_id: ImageId,
     image: Lookup,
@@ -169,8 +173,8 @@ async fn start(
         cancel,
     };
     announce_matched_types(settings);
-    let looked_up = look_up(&ctx).await?;
-    let (plan, image_id) = plan_launches(&ctx, &looked_up)?;
+    let (looked_up, found) = look_up(&ctx).await?;
+    let (plan, image_id) = plan_launches(&ctx, found, &looked_up.prices)?;
     let learned = Learned::new(plan.root.clone());
     let scope = looked_up.github.scope().tag();
     let launch = Launch {
@@ -198,7 +202,6 @@ async fn start(
             kept: true,
         }
     });
-    let prices = looked_up.prices.clone();
     if settings.wait_for == WaitFor::None {
         if let Some(boost) = boost {
             actions::warning(&format!(
@@ -207,7 +210,7 @@ async fn start(
             ));
         }
         cancel.check()?;
-        return Ok((started, prices, boost));
+        return Ok((started, looked_up.prices, boost));
     }
     let described = wait_until_running(&ctx, &launch, &looked_up, &plan, &mut started).await?;
     tracing::info!(elapsed = ?began.elapsed(), "running");
@@ -230,7 +233,7 @@ async fn start(
         None => None,
     };
     cancel.check()?;
-    Ok((started, prices, boost))
+    Ok((started, looked_up.prices, boost))
 }
 
 /// Says how many types `instance-requirements` matched, and how many are priced.
@@ -254,7 +257,7 @@ fn announce_matched_types(settings: &StartSettings) {
 /// GitHub (auth, one JIT config per runner, the newest runner release),
 /// the spot prices and the image, all side by side: none depends on
 /// another, and the launches go out as soon as all are in.
-async fn look_up<'a>(ctx: &Context<'a>) -> Result<LookedUp<'a>, Error> {
+async fn look_up<'a>(ctx: &Context<'a>) -> Result<(LookedUp<'a>, Found), Error> {
     let Context {
         settings,
         client,
@@ -385,28 +388,41 @@ async fn look_up<'a>(ctx: &Context<'a>) -> Result<LookedUp<'a>, Error> {
     let (github, jits, release) = minted?;
     let (prices, subnet_zones): (Vec<SpotPrice>, _) = prices?;
     let (image_id, image) = image?;
-    Ok(LookedUp {
-        github,
-        jits,
-        release,
-        prices,
-        subnet_zones,
-        image_id,
-        image,
-    })
+    Ok((
+        LookedUp {
+            github,
+            jits,
+            prices,
+        },
+        Found {
+            release,
+            subnet_zones,
+            image_id,
+            image,
+        },
+    ))
 }
 
 /// What the lookups mean for the launches: the runner release, the types
 /// that can run the image and its root device, and the candidates ranked
 /// by price. Fails before anything is launched when the image cannot work.
-fn plan_launches(ctx: &Context<'_>, looked_up: &LookedUp<'_>) -> Result<(Plan, ImageId), Error> {
+fn plan_launches(
+    ctx: &Context<'_>,
+    found: Found,
+    prices: &[SpotPrice],
+) -> Result<(Plan, ImageId), Error> {
     let Context {
         settings, client, ..
     } = *ctx;
     let instance = &settings.instance;
-    let runner = runner_release(settings, looked_up.release.clone());
-    let image_id = looked_up.image_id.clone();
-    let (types, root) = image_facts(settings, &image_id, looked_up.image.clone())?;
+    let Found {
+        release,
+        subnet_zones,
+        image_id,
+        image,
+    } = found;
+    let runner = runner_release(settings, release);
+    let (types, root) = image_facts(settings, &image_id, image)?;
     if root.may_size() {
         let note = templates::root_override(
             &instance.template_volumes,
@@ -417,22 +433,22 @@ fn plan_launches(ctx: &Context<'_>, looked_up: &LookedUp<'_>) -> Result<(Plan, I
             actions::warning(&note);
         }
     }
-    let subnet_zones = if looked_up.subnet_zones.is_empty() {
+    let subnet_zones = if subnet_zones.is_empty() {
         instance
             .subnet_ids
             .iter()
             .map(|s| (s.clone(), None))
             .collect()
     } else {
-        looked_up.subnet_zones.clone()
+        subnet_zones
     };
     let region = client
         .config()
         .region()
         .map(|r| r.to_string())
         .unwrap_or_default();
-    if !looked_up.prices.is_empty() {
-        for kind in placement::unpriced_types(&types, &looked_up.prices) {
+    if !prices.is_empty() {
+        for kind in placement::unpriced_types(&types, prices) {
             actions::warning(&format!(
                 "no spot price for {kind} in {region}: the region does not offer it, or the name is mistyped (check `instance-types`); the other types are ranked by price"
             ));
@@ -449,7 +465,7 @@ fn plan_launches(ctx: &Context<'_>, looked_up: &LookedUp<'_>) -> Result<(Plan, I
             rank_by: settings.rank_by,
             try_unpriced: settings.instance.matched_types.is_none(),
         },
-        &looked_up.prices,
+        prices,
     );
     tracing::debug!(candidates = candidates.len(), "ranked launch candidates");
 

@@ -796,9 +796,10 @@ def during_bad_checksum(sc, boot, r):
 
 
 def during_reboot(sc, boot, r):
+    # Reset the moment the job starts: everything the next boot relies on
+    # (the instance's mark, the reboot unit) was synced before the runner.
     got = boot.wait_for(r"ec2sr-job: started", sc.timeout)
     if got:
-        time.sleep(3)
         r.timings["reset_at"] = round(time.monotonic() - boot.t0, 2)
         boot.qmp("system_reset")
     _record_exit(boot, sc.timeout)

@@ -820,6 +820,32 @@ impl Env {
         })
     }
 
+    /// Whether EC2, as the tool sees it (through the shim, eventual
+    /// consistency included), lists the instance yet.
+    pub fn ec2_lists(&self, id: &str) -> bool {
+        let (rt, _) = self.admin_ec2();
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+            .endpoint_url(&self.ec2)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        let client = aws_sdk_ec2::Client::from_conf(config);
+        rt.block_on(async {
+            let out = client
+                .describe_instances()
+                .send()
+                .await
+                .expect("describe instances");
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .any(|i| i.instance_id() == Some(id))
+        })
+    }
+
     /// Instances that still cost money (pending or running).
     pub fn live_instances(&self) -> Vec<aws_sdk_ec2::types::Instance> {
         self.instances()

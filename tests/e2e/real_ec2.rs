@@ -289,13 +289,17 @@ fn a_cancelled_start_names_what_it_could_not_confirm_and_stop_finishes_it() {
         text.contains("could not confirm the termination of i-") && text.contains(&label),
         "{text}"
     );
-    assert_eq!(
-        env.live_instances().len(),
-        1,
-        "EC2 never showed it to the undo"
-    );
+    let live = env.live_instances();
+    assert_eq!(live.len(), 1, "EC2 never showed it to the undo");
     // Once EC2 lists it, the stop job finds it by its label.
-    std::thread::sleep(Duration::from_secs(12).saturating_sub(launched.elapsed()));
+    let id = live[0].instance_id().unwrap();
+    while !env.ec2_lists(id) {
+        assert!(
+            launched.elapsed() < Duration::from_secs(60),
+            "EC2 never listed {id}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     env.stop_runner(&label, &[("INPUT_START_ID", &outputs["start-id"])])
         .assert_ok();
     assert!(env.live_instances().is_empty());
