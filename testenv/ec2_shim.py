@@ -82,6 +82,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # TagSpecification; moto does not.  Checked by the shim while IAM is
     # enforced.
     "tag_on_create_needs_create_tags": True,
+    # CreateImage: how many seconds a new image stays "pending" before it
+    # is "available" (moto makes it available at once).
+    "image_pending_seconds": 0.0,
     # GetConsoleOutput: the text every instance's console shows (null =
     # moto's fixed sample, a Xen boot from 2006).
     "console_output": None,
@@ -308,6 +311,8 @@ class ShimState:
         # (ec2_model.py), and why the check could not run, if it could not.
         self.unconforming: list[dict[str, Any]] = []
         self.model_error: str | None = None
+        # POST /_shim/guest-poweroff: what each instance's console showed.
+        self.consoles: dict[str, str] = {}
 
     def reset(self) -> None:
         with self.lock:
@@ -326,6 +331,7 @@ class ShimState:
             self.iam_keys.clear()
             self.unconforming.clear()
             self.model_error = None
+            self.consoles.clear()
 
     def token_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self.lock:
@@ -496,6 +502,26 @@ class Ec2Shim:
                 str(req.get("reason") or known.get("reason") or code),
             )
             return Response.json(200, {"terminated": done})
+        if path == "/_shim/guest-poweroff" and method == "POST":
+            # The instance's own operating system powering off (shutdown,
+            # poweroff): EC2 stops or terminates it as its
+            # InstanceInitiatedShutdownBehavior says ("Default: stop"), with
+            # StateReason Client.InstanceInitiatedShutdown. moto stores the
+            # behaviour but has no such event. "console" is what the
+            # instance printed, as GetConsoleOutput then shows it.
+            # NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingInstanceInitiatedShutdownBehavior.html
+            # NOTE: StateReason codes: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StateReason.html
+            req = payload() or {}
+            iid = str(req.get("instance_id") or "") if isinstance(req, dict) else ""
+            if not self.in_process or not iid:
+                return Response.json(400, {"error": 'expected {"instance_id": "i-...", "console": "..."} with moto in process'})
+            if isinstance(req.get("console"), str):
+                with st.lock:
+                    st.consoles[iid] = req["console"]
+            ended = self.guest_poweroff(iid)
+            if ended is None:
+                return Response.json(404, {"error": f"no running instance {iid}"})
+            return Response.json(200, {"instance_id": iid, "state": ended})
         if path == "/_shim/config":
             if method == "POST":
                 cfg = payload() or {}
@@ -505,7 +531,7 @@ class Ec2Shim:
                 if unknown:
                     return Response.json(400, {"error": f"unknown config keys: {sorted(unknown)}"})
                 with st.lock:
-                    for seconds in ("pending_seconds", "not_found_seconds"):
+                    for seconds in ("pending_seconds", "not_found_seconds", "image_pending_seconds"):
                         if seconds in cfg:
                             st.config[seconds] = float(cfg[seconds] or 0)
                     for flag in ("rewrite_access_denied", "tag_on_create_needs_create_tags", "spot_service_linked_role"):
@@ -1341,6 +1367,28 @@ class Ec2Shim:
             except Exception as exc:  # the instance may be gone after a moto reset
                 self.log(f"launch outcome for {iid} not applied: {exc}")
 
+    def guest_poweroff(self, iid: str) -> str | None:
+        """Stops or terminates a running instance as its shutdown behaviour
+        says; returns the state it ends in (None: no such running instance)."""
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.models.instances import StateReason
+
+        for backend in (b for regions in ec2_backends.values() for b in regions.values()):
+            for reservation in list(backend.reservations.values()):
+                for instance in reservation.instances:
+                    if instance.id != iid or instance.state != "running":
+                        continue
+                    if getattr(instance, "instance_initiated_shutdown_behavior", "stop") == "terminate":
+                        instance.terminate()
+                    else:
+                        instance.stop()
+                    instance.state_reason = StateReason(
+                        "Client.InstanceInitiatedShutdown: Instance initiated shutdown",
+                        "Client.InstanceInitiatedShutdown")
+                    instance._reason = ""
+                    return instance.state
+        return None
+
     def end_instances(self, ids: list[str], code: str, message: str, reason: str) -> list[str]:
         """Terminates running instances in moto as EC2 itself would, with
         this state reason; returns the ids it ended."""
@@ -1436,13 +1484,14 @@ class Ec2Shim:
         checked the caller and the instance id). EC2 returns the console
         base64-encoded in `output`.
         https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html"""
-        with self.state.lock:
-            text = self.state.config.get("console_output")
-        if text is None:
-            return body
         try:
             root = ET.fromstring(body)
         except ET.ParseError:
+            return body
+        iid = root.findtext(_q("instanceId")) or ""
+        with self.state.lock:
+            text = self.state.consoles.get(iid, self.state.config.get("console_output"))
+        if text is None:
             return body
         out = root.find(_q("output"))
         if out is None:
@@ -2272,9 +2321,68 @@ def patch_moto() -> None:
         create_tags._ec2sr_patched = True  # type: ignore[attr-defined]
         TagBackend.create_tags = create_tags  # type: ignore[assignment]
 
+    patch_create_image()
+
     run_instances._ec2sr_patched = True  # type: ignore[attr-defined]
     InstanceResponse.run_instances = run_instances  # type: ignore[assignment]
     InstanceResponse._parse_block_device_mapping = parse_block_device_mapping  # type: ignore[assignment]
+
+
+def patch_create_image() -> None:
+    """CreateImage as EC2 does it, where moto 5.2.5 differs:
+
+    * it takes "an Amazon EBS-backed instance that is either running or
+      stopped" (API_CreateImage); moto images terminated ones too. Others:
+      400 IncorrectInstanceState;
+    * a name already used by one of the account's images is 400
+      InvalidAMIName.Duplicate "AMI name NAME is already in use by AMI
+      ami-…" (as EC2 answers, quoted in hashicorp/packer#11165); moto takes it;
+    * TagSpecifications for "snapshot" tag every snapshot the image is made
+      of (API_CreateImage); moto raises NotImplementedError;
+    * the image is "pending" for a while, then "available" (EC2 User Guide,
+      creating-an-ami-ebs.html); moto makes it available at once. The shim
+      config's image_pending_seconds says how long.
+    NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html
+    """
+    from moto.ec2.models.amis import AmiBackend
+
+    if getattr(AmiBackend.create_image, "_ec2sr_patched", False):
+        return
+    original = AmiBackend.create_image
+
+    def create_image(self: Any, instance_id: str, name: str, description: str,
+                     tag_specifications: list[dict[str, Any]]) -> Any:
+        instance = self.get_instance(instance_id)
+        if instance.state not in ("running", "stopped"):
+            raise _moto_error(400, "IncorrectInstanceState",
+                              f"The instance '{instance_id}' is not in the 'running' or 'stopped' state.")
+        owner = getattr(instance, "owner_id", None) or ACCOUNT_ID
+        for ami in self.amis.values():
+            if ami.name == name and str(ami.owner_id) == str(owner) and ami.state != "deregistered":
+                raise _moto_error(400, "InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+        snapshot_tags = [t for spec in tag_specifications if spec.get("ResourceType") == "snapshot"
+                         for t in spec.get("Tags") or spec.get("Tag") or []]
+        others = [spec for spec in tag_specifications if spec.get("ResourceType") != "snapshot"]
+        ami = original(self, instance_id, name, description, others)
+        snapshot = getattr(ami, "ebs_snapshot", None)
+        if snapshot is not None and snapshot_tags:
+            self.create_tags([snapshot.id], {t["Key"]: t["Value"] for t in snapshot_tags})
+        state = _ACTIVE_STATE
+        pending = float(state.config.get("image_pending_seconds") or 0) if state is not None else 0.0
+        if pending > 0:
+            ami.state = "pending"
+
+            def ready() -> None:
+                if self.amis.get(ami.id) is ami and ami.state == "pending":
+                    ami.state = "available"
+
+            timer = threading.Timer(pending, ready)
+            timer.daemon = True
+            timer.start()
+        return ami
+
+    create_image._ec2sr_patched = True  # type: ignore[attr-defined]
+    AmiBackend.create_image = create_image  # type: ignore[assignment]
 
 
 def iam_state(region_free: bool = True) -> Any:

@@ -545,6 +545,9 @@ class ResourceState:
     def image(self, image_id: str) -> dict[str, Any] | None:
         return None
 
+    def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
+        return None
+
     def subnet(self, subnet_id: str | None, zone: str | None) -> dict[str, Any] | None:
         """The subnet, or (subnet_id None) the default subnet of the zone."""
         return None
@@ -652,6 +655,12 @@ class MotoEc2State(ResourceState):
             "root_device_name": ami.root_device_name,
             "tags": self.tags(image_id) or {},
         }
+
+    def snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
+        snap = self.b.snapshots.get(snapshot_id)
+        if snap is None:
+            return None
+        return {"tags": self.tags(snapshot_id) or {}}
 
     def subnet(self, subnet_id: str | None, zone: str | None) -> dict[str, Any] | None:
         def find() -> Any:
@@ -950,7 +959,50 @@ def ec2_authorizations(
         return out
     if action in VOLUME_ACTIONS:
         return _volume_authz(action, params.get("VolumeId", ""), region, account, base, state)
+    if action == "CreateImage":
+        return create_image_authorizations(params, region, account, base, state, implicit_create_tags)
+    if action in ("DeregisterImage", "DeleteSnapshot"):
+        # NOTE: SAR (list_amazonec2.html): DeregisterImage on image*,
+        # DeleteSnapshot on snapshot*, both with aws:ResourceTag.
+        rtype, key = ("image", "ImageId") if action == "DeregisterImage" else ("snapshot", "SnapshotId")
+        rid = params.get(key, "")
+        found = state.image(rid) if rtype == "image" else state.snapshot(rid)
+        ctx = dict(base, **resource_tag_keys((found or {}).get("tags")))
+        return [AuthzRequest(f"ec2:{action}", ec2_arn(region, account, rtype, rid), ctx,
+                             known=found is not None or not state.authoritative)]
     return [AuthzRequest(f"ec2:{action}", "*", dict(base))]
+
+
+def create_image_authorizations(
+    params: Mapping[str, str], region: str, account: str, base: dict[str, Any], state: ResourceState,
+    implicit_create_tags: bool = True,
+) -> list[AuthzRequest]:
+    """CreateImage is authorised on the image and the snapshots it creates
+    (aws:RequestTag from their TagSpecification) and on the instance
+    (aws:ResourceTag); tags at creation also need ec2:CreateTags with
+    ec2:CreateAction=CreateImage.
+    NOTE: SAR (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html),
+    CreateImage: image*, instance*, snapshot*, dependent action ec2:CreateTags;
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html"""
+    act = "ec2:CreateImage"
+    tagspecs = tag_specifications(params)
+    iid = params.get("InstanceId", "")
+    inst = state.instance(iid)
+    out = [
+        AuthzRequest(act, ec2_arn(region, account, "image", "*"),
+                     dict(base, **request_tag_keys(tagspecs.get("image", {})))),
+        AuthzRequest(act, ec2_arn(region, account, "instance", iid),
+                     dict(base, **resource_tag_keys((inst or {}).get("tags"))),
+                     known=inst is not None or not state.authoritative),
+        AuthzRequest(act, ec2_arn(region, account, "snapshot", "*"),
+                     dict(base, **request_tag_keys(tagspecs.get("snapshot", {})))),
+    ]
+    if implicit_create_tags:
+        for rtype, tags in tagspecs.items():
+            ctx = dict(base, **request_tag_keys(tags))
+            ctx["ec2:CreateAction"] = "CreateImage"
+            out.append(AuthzRequest("ec2:CreateTags", ec2_arn(region, account, rtype, "*"), ctx))
+    return out
 
 
 def _volume_authz(action: str, vol_id: str, region: str, account: str, base: dict[str, Any], state: ResourceState) -> list[AuthzRequest]:

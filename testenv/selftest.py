@@ -778,6 +778,63 @@ def t_ec2_model_in_shim() -> None:
     assert shim("GET", "/_shim/model")["unconforming"] == []
 
 
+@check("bake: a guest power-off stops or terminates by shutdown behaviour; CreateImage pending, tags, duplicates; snapshots in use; IAM")
+def t_bake_images() -> None:
+    shim("POST", "/_shim/reset")
+    ec2 = ec2_client()
+    on_demand = {k: v for k, v in launch_kwargs(ec2).items() if k not in ("InstanceMarketOptions", "TagSpecifications")}
+    builder = ec2.run_instances(**dict(on_demand, InstanceInitiatedShutdownBehavior="stop"))["Instances"][0]["InstanceId"]
+    doomed = ec2.run_instances(**on_demand)["Instances"][0]["InstanceId"]  # terminate on shutdown
+    out = shim("POST", "/_shim/guest-poweroff", {"instance_id": builder, "console": "bake: done\n"})
+    assert out["state"] == "stopped", out
+    assert shim("POST", "/_shim/guest-poweroff", {"instance_id": doomed})["state"] == "terminated"
+    d = ec2.describe_instances(InstanceIds=[builder])["Reservations"][0]["Instances"][0]
+    assert d["State"]["Name"] == "stopped" and d["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown", d
+    console = ec2.get_console_output(InstanceId=builder)["Output"]  # botocore decodes the base64
+    assert console == "bake: done\n", console
+    err = client_error(lambda: ec2.create_image(InstanceId=doomed, Name="ec2sr-terminated"))
+    assert err["code"] == "IncorrectInstanceState", err
+    shim("POST", "/_shim/config", {"image_pending_seconds": 1.0})
+    tags = [{"ResourceType": kind, "Tags": [{"Key": "ec2-spot-runner:managed", "Value": "true"}]} for kind in ("image", "snapshot")]
+    image = ec2.create_image(InstanceId=builder, Name="ec2sr-bake-1", TagSpecifications=tags)["ImageId"]
+    img = ec2.describe_images(ImageIds=[image])["Images"][0]
+    assert img["State"] == "pending", img
+    snap = img["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    snap_tags = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0].get("Tags")
+    assert snap_tags == [{"Key": "ec2-spot-runner:managed", "Value": "true"}], snap_tags
+    err = client_error(lambda: ec2.create_image(InstanceId=builder, Name="ec2sr-bake-1"))
+    assert err["code"] == "InvalidAMIName.Duplicate" and image in err["message"], err
+    deadline = time.monotonic() + 30
+    while ec2.describe_images(ImageIds=[image])["Images"][0]["State"] != "available":
+        assert time.monotonic() < deadline, "the image never became available"
+        time.sleep(0.1)
+    err = client_error(lambda: ec2.delete_snapshot(SnapshotId=snap))
+    assert err["code"] == "InvalidSnapshot.InUse", err
+    # Under a policy scoped to the managed tag: the image's own tags and
+    # CreateTags with ec2:CreateAction=CreateImage decide.
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:DescribeImages", "ec2:DescribeInstances"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:CreateImage", "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": ["arn:aws:ec2:*::image/*"],
+         "Condition": {"StringEquals": {"ec2:CreateAction": "CreateImage"}}},
+        {"Effect": "Allow", "Action": ["ec2:DeregisterImage", "ec2:DeleteSnapshot"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/ec2-spot-runner:managed": "true"}}},
+    ]}
+    creds = shim("POST", "/_shim/iam-user", {"user": "baker", "policy": policy})
+    bot = ec2_client(creds["access_key_id"], creds["secret_access_key"])
+    err = client_error(lambda: bot.create_image(InstanceId=builder, Name="ec2sr-bake-2", TagSpecifications=tags))
+    denied_message(err, "baker", "ec2:CreateTags", "arn:aws:ec2:us-east-1::snapshot/*")
+    shim("POST", "/_shim/auth", {"enforce": False})
+    foreign = ec2.create_image(InstanceId=builder, Name="ec2sr-foreign")["ImageId"]
+    shim("POST", "/_shim/iam-user", {"user": "baker", "policy": policy})
+    err = client_error(lambda: bot.deregister_image(ImageId=foreign))
+    denied_message(err, "baker", "ec2:DeregisterImage", f"arn:aws:ec2:us-east-1::image/{foreign}")
+    bot.deregister_image(ImageId=image)
+    bot.delete_snapshot(SnapshotId=snap)
+    shim("POST", "/_shim/auth", {"enforce": False})
+    shim("POST", "/_shim/config", {"image_pending_seconds": 0})
+
+
 @check("RunInstances with a launch template: EC2's errors, conflicts, and the template's spot, protection and volumes applied")
 def t_launch_template() -> None:
     ec2 = ec2_client()
