@@ -4,7 +4,7 @@
 # where the binary reads it; nothing is passed on a command line.
 #
 #   EC2SR_BIN     the executable install.sh chose
-#   INPUT_MODE    start, stop, cleanup or rerun
+#   INPUT_MODE    start, stop, cleanup, rerun or bake
 set -euo pipefail
 
 fail() {
@@ -17,9 +17,9 @@ fail() {
 
 mode=${INPUT_MODE:-}
 case "$mode" in
-    start | stop | cleanup | rerun) ;;
-    "") fail "input \`mode\` is missing; set it to start, stop, cleanup or rerun" ;;
-    *) fail "input \`mode\`: '$mode' is not a mode; use start, stop, cleanup or rerun" ;;
+    start | stop | cleanup | rerun | bake) ;;
+    "") fail "input \`mode\` is missing; set it to start, stop, cleanup, rerun or bake" ;;
+    *) fail "input \`mode\`: '$mode' is not a mode; use start, stop, cleanup, rerun or bake" ;;
 esac
 
 if [[ -z "${EC2SR_BIN:-}" || ! -x "${EC2SR_BIN}" ]]; then

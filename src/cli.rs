@@ -38,6 +38,8 @@ pub(crate) enum Command {
     Policy(PolicyArgs),
     /// Print the user-data script `start` would send (with a placeholder JIT config).
     UserData(UserDataArgs),
+    /// Bake a runner image: launch a builder, install the newest runner, image it, keep the newest few.
+    Bake(BakeArgs),
 }
 
 /// How to reach and authenticate to GitHub.
@@ -152,10 +154,10 @@ pub(crate) struct StartArgs {
     pub(crate) extra_permissions: Option<String>,
 }
 
-/// Everything that shapes the launched instance and its runner.
+/// Which image to launch (`bake`: the base image).
 #[derive(Debug, Args, Clone, Default)]
-pub(crate) struct InstanceArgs {
-    /// AMI id, e.g. ami-0123456789abcdef0 (this or image-name is required).
+pub(crate) struct ImageArgs {
+    /// AMI id, e.g. ami-0123456789abcdef0, or `resolve:ssm:PARAMETER` (this or image-name is required).
     #[arg(long, env = "INPUT_IMAGE_ID")]
     pub(crate) image_id: Option<String>,
     /// Launch the newest AMI whose name matches this pattern (`*` wildcards), owned by image-owner.
@@ -164,6 +166,13 @@ pub(crate) struct InstanceArgs {
     /// Owners trusted for image-name: account ids or amazon, self, aws-marketplace, comma separated.
     #[arg(long, env = "INPUT_IMAGE_OWNER")]
     pub(crate) image_owner: Option<String>,
+}
+
+/// Everything that shapes the launched instance and its runner.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct InstanceArgs {
+    #[command(flatten)]
+    pub(crate) image: ImageArgs,
     /// Acceptable instance types, comma or newline separated, preferred first.
     #[arg(long, env = "INPUT_INSTANCE_TYPES")]
     pub(crate) instance_types: Option<String>,
@@ -304,6 +313,63 @@ pub(crate) struct RerunArgs {
 pub(crate) struct DoctorArgs {
     #[command(flatten)]
     pub(crate) start: StartArgs,
+    /// Which mode's permissions to check as well: `bake` adds the bake's (CreateImage, DeregisterImage, DeleteSnapshot, DescribeImages, GetConsoleOutput).
+    #[arg(long = "mode")]
+    pub(crate) mode: Option<String>,
+}
+
+/// Inputs of `bake`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct BakeArgs {
+    #[command(flatten)]
+    pub(crate) github: GithubArgs,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The base image.
+    #[command(flatten)]
+    pub(crate) image: ImageArgs,
+    /// The builder's instance type (the first one listed; default: c7i.large, or c7g.large for an arm64 base).
+    #[arg(long, env = "INPUT_INSTANCE_TYPES")]
+    pub(crate) instance_types: Option<String>,
+    /// Subnet for the builder (the first one listed; default: the default VPC).
+    #[arg(long, env = "INPUT_SUBNET_IDS")]
+    pub(crate) subnet_ids: Option<String>,
+    /// Security groups for the builder.
+    #[arg(long, env = "INPUT_SECURITY_GROUP_IDS")]
+    pub(crate) security_group_ids: Option<String>,
+    /// Extra tags `key=value` for the builder, the image and its snapshots.
+    #[arg(long, env = "INPUT_TAGS", allow_hyphen_values = true)]
+    pub(crate) tags: Option<String>,
+    /// The image's root volume size in GiB (default: the base image's).
+    #[arg(long, env = "INPUT_VOLUME_SIZE")]
+    pub(crate) volume_size: Option<String>,
+    /// The base image's root device name (default: read from the image).
+    #[arg(long, env = "INPUT_ROOT_DEVICE_NAME")]
+    pub(crate) root_device_name: Option<String>,
+    /// actions/runner version to bake in (default: the newest release).
+    #[arg(long, env = "INPUT_RUNNER_VERSION")]
+    pub(crate) runner_version: Option<String>,
+    /// SHA-256 checksums `x64=HEX,arm64=HEX` for a runner-version the binary does not know.
+    #[arg(long, env = "INPUT_RUNNER_SHA256")]
+    pub(crate) runner_sha256: Option<String>,
+    /// Where to read the newest actions/runner release.
+    #[arg(long, env = "INPUT_RUNNER_RELEASES_URL")]
+    pub(crate) runner_releases_url: Option<String>,
+    /// The baked images' name prefix: images are named PREFIX-ARCH-DATE (default ec2-spot-runner).
+    #[arg(long, env = "INPUT_BAKE_NAME")]
+    pub(crate) bake_name: Option<String>,
+    /// Install Docker in the image too (default false).
+    #[arg(long, env = "INPUT_BAKE_DOCKER")]
+    pub(crate) bake_docker: Option<String>,
+    /// Bash run as root on the builder after the runner and its dependencies.
+    #[arg(long, env = "INPUT_BAKE_SCRIPT", allow_hyphen_values = true)]
+    pub(crate) bake_script: Option<String>,
+    /// How many images of this name and architecture to keep, newest first (default 3).
+    #[arg(long, env = "INPUT_KEEP")]
+    pub(crate) keep: Option<String>,
+    /// How long the whole bake may take, e.g. 45m (default 45m).
+    #[arg(long, env = "INPUT_TIMEOUT")]
+    pub(crate) timeout: Option<String>,
 }
 
 /// Inputs of `policy`.
@@ -318,6 +384,9 @@ pub(crate) struct PolicyArgs {
     /// Add what `launch-template` needs: reading the template, and tagging at launch what a template may tag (network interfaces, spot requests).
     #[arg(long)]
     pub(crate) launch_template: bool,
+    /// Add what `bake` needs: CreateImage, DescribeImages, DeregisterImage, DeleteSnapshot, GetConsoleOutput and tagging images and snapshots at creation, scoped to the managed tag.
+    #[arg(long)]
+    pub(crate) bake: bool,
     /// Add iam:PassRole for the role of `iam-instance-profile` (its ARN), passable to EC2 only.
     #[arg(long)]
     pub(crate) pass_role: Option<String>,

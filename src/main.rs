@@ -52,6 +52,7 @@ async fn run(command: Command) -> Result<(), Error> {
         Command::Doctor(args) => modes::doctor::run(args).await,
         Command::Policy(args) => modes::policy::run(&args),
         Command::UserData(args) => modes::user_data::run(args),
+        Command::Bake(args) => modes::bake::run(args).await,
     }
 }
 

@@ -36,6 +36,18 @@ pub(crate) const CREATED_AT: &str = "ec2-spot-runner:created-at";
 /// The machine's own power-off deadline, so cleanup knows its lifetime.
 pub(crate) const MAX_LIFETIME: &str = "ec2-spot-runner:max-lifetime";
 
+/// On a bake's builder, image and snapshots: the bake name (the images'
+/// name prefix), which rotation selects by.
+pub(crate) const BAKE: &str = "ec2-spot-runner:bake";
+/// On a baked image: the actions/runner version it holds.
+pub(crate) const RUNNER_VERSION: &str = "ec2-spot-runner:runner-version";
+/// On a baked image: the image it was baked from.
+pub(crate) const BASE_IMAGE: &str = "ec2-spot-runner:base-image";
+/// On a baked image: its architecture (`x86_64`, `arm64`).
+pub(crate) const ARCHITECTURE: &str = "ec2-spot-runner:architecture";
+/// On a baked image: when it was baked, RFC 3339 UTC.
+pub(crate) const BAKED_AT: &str = "ec2-spot-runner:baked-at";
+
 /// Everything needed to tag one launch.
 pub(crate) struct LaunchTags<'a> {
     /// The runner label.
@@ -107,6 +119,20 @@ impl LaunchTags<'_> {
             })
             .collect()
     }
+}
+
+/// One tag specification: these pairs on the resources of `kind` that
+/// the request creates.
+pub(crate) fn specification(kind: ResourceType, pairs: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(
+            pairs
+                .iter()
+                .map(|(k, v)| Ec2Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
 }
 
 /// The name a runner tries when GitHub already holds `name`: the same

@@ -20,6 +20,18 @@ pub(crate) struct Image {
     pub(crate) windows: bool,
     /// The size of the root device's snapshot, in GiB.
     pub(crate) root_snapshot_size: Option<i32>,
+    /// When it is an image `bake` made: the runner version it holds and
+    /// when it was baked (its tags).
+    pub(crate) baked: Option<Baked>,
+}
+
+/// What a baked image's tags say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Baked {
+    /// The actions/runner version baked in.
+    pub(crate) runner_version: String,
+    /// When, RFC 3339.
+    pub(crate) baked_at: Option<String>,
 }
 
 /// How the lookup went.
@@ -95,7 +107,19 @@ fn facts(image: &aws_sdk_ec2::types::Image) -> Image {
             .platform_details()
             .is_some_and(|d| d.to_ascii_lowercase().starts_with("windows")),
         root_snapshot_size,
+        baked: baked(image.tags()),
     }
+}
+
+/// The bake's tags, on an image the tool made.
+fn baked(tags: &[aws_sdk_ec2::types::Tag]) -> Option<Baked> {
+    if crate::tags::value(tags, crate::tags::MANAGED) != Some("true") {
+        return None;
+    }
+    Some(Baked {
+        runner_version: crate::tags::value(tags, crate::tags::RUNNER_VERSION)?.to_owned(),
+        baked_at: crate::tags::value(tags, crate::tags::BAKED_AT).map(str::to_owned),
+    })
 }
 
 /// The image a start launches: by id (described only when `describe`:
@@ -301,6 +325,7 @@ mod tests {
             architecture: Some(arch.into()),
             windows: false,
             root_snapshot_size: Some(8),
+            baked: None,
         }
     }
 

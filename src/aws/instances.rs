@@ -199,10 +199,26 @@ pub(crate) async fn console_tail(
     id: &str,
     lines: usize,
 ) -> Result<Option<String>, AwsError> {
+    let Some(text) = console_text(client, id, true).await? else {
+        return Ok(None);
+    };
+    let all: Vec<&str> = text.lines().collect();
+    Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+}
+
+/// An instance's console: the latest output (`latest`, Nitro instances
+/// while they run), or what EC2 posted after its last state transition
+/// (start, stop, reboot, terminate).
+// NOTE: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html
+pub(crate) async fn console_text(
+    client: &Client,
+    id: &str,
+    latest: bool,
+) -> Result<Option<String>, AwsError> {
     let output = client
         .get_console_output()
         .instance_id(id)
-        .latest(true)
+        .set_latest(latest.then_some(true))
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("GetConsoleOutput", &e))?;
@@ -215,9 +231,7 @@ pub(crate) async fn console_tail(
         detail: format!("the console output is not base64: {e}"),
         hint: None,
     })?;
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The polling schedule while waiting: fast at first (an instance is often

@@ -1,7 +1,9 @@
 //! The AWS side: the EC2 client and its errors, the launch request and
-//! walk, placement (prices and ranking), images, launch templates, and instance
-//! lifecycle.
+//! walk, placement (prices and ranking), images, launch templates, instance
+//! lifecycle, and the bake's builder and images.
 
+pub(crate) mod baked;
+pub(crate) mod builder;
 pub(crate) mod client;
 pub(crate) mod error;
 pub(crate) mod images;

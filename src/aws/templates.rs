@@ -578,7 +578,7 @@ mod tests {
         for (name, value) in args {
             let value = Some((*value).to_owned());
             match *name {
-                "image-id" => start.instance.image_id = value,
+                "image-id" => start.instance.image.image_id = value,
                 "instance-types" => start.instance.instance_types = value,
                 "security-group-ids" => start.instance.security_group_ids = value,
                 "availability-zones" => start.availability_zones = value,

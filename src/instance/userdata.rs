@@ -168,10 +168,15 @@ pub(crate) fn user_data(s: &UserDataSettings) -> String {
 /// Renders the user-data script for these settings, as cloud-init writes
 /// it to its file (without [`BOOTHOOK_MARK`]).
 pub(crate) fn render(s: &UserDataSettings) -> String {
-    let block = settings_block(s);
-    let mut out = String::with_capacity(TEMPLATE.len() + block.len());
+    render_template(TEMPLATE, &settings_block(s))
+}
+
+/// A template with its settings line replaced by `block`, its comments,
+/// blank lines and indentation dropped.
+pub(crate) fn render_template(template: &str, block: &str) -> String {
+    let mut out = String::with_capacity(template.len() + block.len());
     let mut replaced = false;
-    for (index, line) in TEMPLATE.split('\n').enumerate() {
+    for (index, line) in template.split('\n').enumerate() {
         if index == 0 {
             // The shebang.
             out.push_str(line);
@@ -179,7 +184,7 @@ pub(crate) fn render(s: &UserDataSettings) -> String {
         } else if line == SETTINGS_MARKER && !replaced {
             // Inserted after the template is stripped: a value may well hold
             // lines that look like comments.
-            out.push_str(&block);
+            out.push_str(block);
             replaced = true;
         } else if !is_dropped(line) {
             out.push_str(line.trim_start_matches([' ', '\t']));
@@ -211,7 +216,7 @@ fn settings_block(s: &UserDataSettings) -> String {
     let max_lifetime = whole_seconds(s.max_lifetime).to_string();
     let idle_timeout = whole_seconds(s.idle_timeout).to_string();
     let flag = |on: bool| if on { "1" } else { "" };
-    let settings: [(&str, &str); 17] = [
+    settings_lines(&[
         ("JIT_CONFIG", &s.jit_config),
         ("RUNNER_NAME", &s.runner_name),
         ("RUNNER_LABEL", &s.label),
@@ -232,7 +237,11 @@ fn settings_block(s: &UserDataSettings) -> String {
             s.pre_runner_script.as_deref().unwrap_or(""),
         ),
         ("LOG_FILE", &s.log_file),
-    ];
+    ])
+}
+
+/// The `readonly NAME='value'` lines, in the order given.
+pub(crate) fn settings_lines(settings: &[(&str, &str)]) -> String {
     let mut block = String::from(SETTINGS_HEAD);
     for (name, value) in settings {
         block.push_str("readonly ");

@@ -34,6 +34,8 @@ pub(crate) enum RunnerState {
     Busy,
     /// Registered in a scope this cleanup does not look at.
     Unknown,
+    /// A bake's builder: it has no runner, only its time limit.
+    Builder,
 }
 
 impl RunnerState {
@@ -44,6 +46,7 @@ impl RunnerState {
             RunnerState::Idle => "idle",
             RunnerState::Busy => "busy",
             RunnerState::Unknown => "other scope",
+            RunnerState::Builder => "bake builder",
         }
     }
 }
@@ -98,6 +101,9 @@ pub(crate) fn decide(
         )),
         RunnerState::Offline => Decision::Keep("its runner is still registering".into()),
         RunnerState::Idle => Decision::Keep("its runner is online, waiting for its job".into()),
+        RunnerState::Builder => {
+            Decision::Keep("a bake's builder, inside the bake's time limit".into())
+        }
         RunnerState::Unknown => Decision::Keep(
             "registered in another repository or organization; run cleanup there".into(),
         ),
@@ -163,7 +169,9 @@ async fn cleanup(settings: &CleanupSettings) -> Result<(), Error> {
             .map(|secs| Duration::from_secs(secs.min(MAX_LIFETIME_CAP.as_secs())))
             .unwrap_or(settings.default_max_lifetime);
         let runner_name = tags::value(instance.tags(), tags::RUNNER_NAME).unwrap_or_default();
-        let runner = if github.is_none()
+        let runner = if tags::value(instance.tags(), tags::BAKE).is_some() {
+            RunnerState::Builder
+        } else if github.is_none()
             || tags::value(instance.tags(), tags::SCOPE) != Some(scope_tag.as_str())
         {
             RunnerState::Unknown
@@ -342,6 +350,8 @@ mod tests {
             (120, RunnerState::Busy, false, "running a job"),
             (120, RunnerState::Unknown, false, "another repository"),
             (999, RunnerState::Unknown, true, "max lifetime"),
+            (30, RunnerState::Builder, false, "builder"),
+            (999, RunnerState::Builder, true, "max lifetime"),
         ];
         for (age, runner, terminate, why) in table {
             let decision = decide(Duration::from_secs(age * MIN), life, runner, limits);

@@ -103,6 +103,8 @@ where
 /// A placeholder id: DryRun checks the permission before it looks the resource up.
 const NO_INSTANCE: &str = "i-00000000000000000";
 const NO_VOLUME: &str = "vol-00000000000000000";
+const NO_IMAGE: &str = "ami-00000000000000000";
+const NO_SNAPSHOT: &str = "snap-00000000000000000";
 
 async fn check_aws(client: &Client, settings: &mut DoctorSettings, list: &mut Checklist) {
     let instance_type = settings
@@ -178,6 +180,78 @@ async fn check_aws(client: &Client, settings: &mut DoctorSettings, list: &mut Ch
             Outcome::Pass(_) => optional(listed, true, gain("ec2:GetConsoleOutput")),
             other => other,
         },
+    );
+}
+
+/// The bake's own actions, each dry-run: a DryRun is authorised before EC2
+/// looks the placeholder resource up. Tags at creation are part of the
+/// CreateImage dry run, as they are of the real one.
+async fn check_bake(client: &Client, list: &mut Checklist) {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let fix = "`ec2-spot-runner policy --bake` prints the statements";
+    let mut add = |what: &str, outcome: Outcome| {
+        let outcome = match outcome {
+            Outcome::Fail(text) => Outcome::Fail(format!("{text}; the bake needs it: {fix}")),
+            other => other,
+        };
+        list.add(format!("{what} (bake)"), outcome);
+    };
+    let managed = Tag::builder()
+        .key(crate::tags::MANAGED)
+        .value("true")
+        .build();
+    let spec = |kind: ResourceType| {
+        TagSpecification::builder()
+            .resource_type(kind)
+            .tags(managed.clone())
+            .build()
+    };
+    let image = client
+        .create_image()
+        .dry_run(true)
+        .instance_id(NO_INSTANCE)
+        .name("ec2-spot-runner-doctor")
+        .tag_specifications(spec(ResourceType::Image))
+        .tag_specifications(spec(ResourceType::Snapshot))
+        .send()
+        .await;
+    add(
+        "ec2:CreateImage + ec2:CreateTags",
+        dry_run("CreateImage", image),
+    );
+    let images = client
+        .describe_images()
+        .dry_run(true)
+        .owners("self")
+        .send()
+        .await;
+    add("ec2:DescribeImages", dry_run("DescribeImages", images));
+    let deregister = client
+        .deregister_image()
+        .dry_run(true)
+        .image_id(NO_IMAGE)
+        .send()
+        .await;
+    add(
+        "ec2:DeregisterImage",
+        dry_run("DeregisterImage", deregister),
+    );
+    let snapshot = client
+        .delete_snapshot()
+        .dry_run(true)
+        .snapshot_id(NO_SNAPSHOT)
+        .send()
+        .await;
+    add("ec2:DeleteSnapshot", dry_run("DeleteSnapshot", snapshot));
+    let console = client
+        .get_console_output()
+        .dry_run(true)
+        .instance_id(NO_INSTANCE)
+        .send()
+        .await;
+    add(
+        "ec2:GetConsoleOutput (the builder's verdict)",
+        dry_run("GetConsoleOutput", console),
     );
 }
 
@@ -444,6 +518,9 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<(), Error> {
                 ),
             );
             check_aws(&client, &mut settings, &mut list).await;
+            if settings.bake {
+                check_bake(&client, &mut list).await;
+            }
         }
         Err(err) => list.add("AWS region", Outcome::Fail(err.to_string())),
     }

@@ -1,5 +1,6 @@
 //! One file per mode of the tool.
 
+pub(crate) mod bake;
 pub(crate) mod cleanup;
 pub(crate) mod doctor;
 pub(crate) mod policy;

@@ -168,6 +168,9 @@ pub(crate) fn document(args: &PolicyArgs) -> Value {
             }
         }));
     }
+    if args.bake {
+        statements.extend(bake_statements(scoped, optional));
+    }
     if let Some(role) = args.pass_role.as_deref() {
         // NOTE: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html
         statements.push(json!({
@@ -179,6 +182,81 @@ pub(crate) fn document(args: &PolicyArgs) -> Value {
         }));
     }
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// What `bake` needs beyond the six: make an image of its stopped builder
+/// (tagged at creation), read images and the builder's console, and remove
+/// its older images with their snapshots. Scoped by the managed tag
+/// wherever the service authorization reference gives the action a tag
+/// condition: CreateImage on the instance (aws:ResourceTag) and on the new
+/// image and snapshots (aws:RequestTag); CreateTags only at CreateImage;
+/// DeregisterImage and DeleteSnapshot (aws:ResourceTag); GetConsoleOutput
+/// on the managed instances. DescribeImages has no resource types: `*`.
+// NOTE: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+// Image and snapshot ARNs carry no account: arn:aws:ec2:REGION::image/ID.
+fn bake_statements(scoped: bool, optional: bool) -> Vec<Value> {
+    let managed = |key: &str| json!({"StringEquals": {format!("{key}/{}", tags::MANAGED): "true"}});
+    if !scoped {
+        return vec![json!({
+            "Sid": "Bake",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:CreateImage",
+                "ec2:DescribeImages",
+                "ec2:DeregisterImage",
+                "ec2:DeleteSnapshot",
+                "ec2:GetConsoleOutput"
+            ],
+            "Resource": "*"
+        })];
+    }
+    let mut out = vec![
+        json!({
+            "Sid": "BakeImageOfManagedBuilder",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateImage"],
+            "Resource": LAUNCHED[0],
+            "Condition": managed("aws:ResourceTag")
+        }),
+        json!({
+            "Sid": "BakeImageTaggedManaged",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateImage"],
+            "Resource": ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
+            "Condition": managed("aws:RequestTag")
+        }),
+        json!({
+            "Sid": "BakeTagAtCreateImageOnly",
+            "Effect": "Allow",
+            "Action": ["ec2:CreateTags"],
+            "Resource": ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
+            "Condition": {"StringEquals": {"ec2:CreateAction": "CreateImage"}}
+        }),
+        json!({
+            "Sid": "BakeRemoveManagedImages",
+            "Effect": "Allow",
+            "Action": ["ec2:DeregisterImage", "ec2:DeleteSnapshot"],
+            "Resource": ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
+            "Condition": managed("aws:ResourceTag")
+        }),
+    ];
+    // With --optional, DescribeImages and the console are granted already.
+    if !optional {
+        out.push(json!({
+            "Sid": "BakeReadImages",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeImages"],
+            "Resource": "*"
+        }));
+        out.push(json!({
+            "Sid": "BakeReadBuilderConsole",
+            "Effect": "Allow",
+            "Action": ["ec2:GetConsoleOutput"],
+            "Resource": LAUNCHED[0],
+            "Condition": managed("aws:ResourceTag")
+        }));
+    }
+    out
 }
 
 /// Prints the policy JSON on stdout.
@@ -364,5 +442,57 @@ mod tests {
                 .count();
             assert_eq!(reads, 1, "{all:?}");
         }
+    }
+
+    #[test]
+    fn the_bake_statements_are_scoped_by_the_managed_tag_where_aws_allows() {
+        let doc = document(&PolicyArgs {
+            bake: true,
+            ..scoped()
+        });
+        let all = actions(&doc);
+        for action in [
+            "ec2:CreateImage",
+            "ec2:DescribeImages",
+            "ec2:DeregisterImage",
+            "ec2:DeleteSnapshot",
+            "ec2:GetConsoleOutput",
+        ] {
+            assert!(all.iter().any(|a| a == action), "{action}: {all:?}");
+        }
+        for statement in doc["Statement"].as_array().unwrap() {
+            let acts = statement["Action"].to_string();
+            if acts.contains("DescribeImages") {
+                assert_eq!(
+                    statement["Resource"], "*",
+                    "DescribeImages has no resource types"
+                );
+                continue;
+            }
+            if acts.contains("Image") || acts.contains("Snapshot") || acts.contains("Console") {
+                assert!(
+                    statement["Condition"].is_object(),
+                    "{statement}: every other bake statement has a condition"
+                );
+            }
+        }
+        let tag = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "BakeTagAtCreateImageOnly")
+            .unwrap();
+        assert_eq!(
+            tag["Condition"]["StringEquals"]["ec2:CreateAction"],
+            "CreateImage"
+        );
+        // With --optional too, nothing is granted twice.
+        let both = actions(&document(&PolicyArgs {
+            bake: true,
+            optional: true,
+            ..scoped()
+        }));
+        let reads = both.iter().filter(|a| *a == "ec2:DescribeImages").count();
+        assert_eq!(reads, 1, "{both:?}");
     }
 }

@@ -91,7 +91,14 @@ pub(crate) async fn run(args: StartArgs) -> Result<(), Error> {
     let settings = settings;
     let outcome = start(&settings, &client, &created, &github_slot, began, &cancel)
         .await
-        .and_then(|(started, prices, boost)| {
+        .and_then(|outcome| {
+            let Outcome {
+                started,
+                prices,
+                boost,
+                notes: plan_notes,
+            } = outcome;
+            let notes: Vec<String> = notes.iter().cloned().chain(plan_notes).collect();
             let region = client
                 .config()
                 .region()
@@ -151,6 +158,8 @@ struct Plan {
     root: RootDevice,
     runner: RunnerDownload,
     region: String,
+    /// What the summary should say of the plan (a stale bake).
+    notes: Vec<String>,
 }
 
 /// The design's steps: validate (done by the caller), look everything up
@@ -163,7 +172,7 @@ async fn start(
     github_slot: &tokio::sync::OnceCell<Github>,
     began: Instant,
     cancel: &Cancel,
-) -> Result<(Vec<Started>, Vec<SpotPrice>, Option<summary::Boost>), Error> {
+) -> Result<Outcome, Error> {
     let ctx = Context {
         settings,
         client,
@@ -210,7 +219,12 @@ async fn start(
             ));
         }
         cancel.check()?;
-        return Ok((started, looked_up.prices, boost));
+        return Ok(Outcome {
+            started,
+            prices: looked_up.prices,
+            boost,
+            notes: plan.notes,
+        });
     }
     let described = wait_until_running(&ctx, &launch, &looked_up, &plan, &mut started).await?;
     tracing::info!(elapsed = ?began.elapsed(), "running");
@@ -233,7 +247,21 @@ async fn start(
         None => None,
     };
     cancel.check()?;
-    Ok((started, looked_up.prices, boost))
+    Ok(Outcome {
+        started,
+        prices: looked_up.prices,
+        boost,
+        notes: plan.notes,
+    })
+}
+
+/// What a start that succeeded hands to its outputs and summary.
+struct Outcome {
+    started: Vec<Started>,
+    prices: Vec<SpotPrice>,
+    boost: Option<summary::Boost>,
+    /// Notes the plan added for the summary.
+    notes: Vec<String>,
 }
 
 /// Says how many types `instance-requirements` matched, and how many are priced.
@@ -422,6 +450,18 @@ fn plan_launches(
         image,
     } = found;
     let runner = runner_release(settings, release);
+    let notes: Vec<String> = match &image {
+        Lookup::Found(found) => found
+            .baked
+            .as_ref()
+            .and_then(|baked| stale_bake(&image_id, baked, &runner, chrono::Utc::now()))
+            .into_iter()
+            .collect(),
+        Lookup::Unavailable(_) => Vec::new(),
+    };
+    for note in &notes {
+        actions::warning(note);
+    }
     let (types, root) = image_facts(settings, &image_id, image)?;
     if root.may_size() {
         let note = templates::root_override(
@@ -475,8 +515,36 @@ fn plan_launches(
             root,
             runner,
             region,
+            notes,
         },
         image_id,
+    ))
+}
+
+/// A baked image whose runner is older than the release a start would
+/// download: each machine then updates its runner at boot (as with any
+/// pre-installed runner, `runner-update`), and GitHub stops giving jobs to a
+/// runner 30 days after the release that follows it. Says how old the bake is.
+// NOTE: https://docs.github.com/en/actions/hosting-your-own-runners/managing-self-hosted-runners/autoscaling-with-self-hosted-runners#controlling-runner-software-updates-on-self-hosted-runners
+fn stale_bake(
+    image_id: &ImageId,
+    baked: &images::Baked,
+    runner: &RunnerDownload,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    use github::releases::version_key;
+    if version_key(&baked.runner_version)? >= version_key(&runner.version)? {
+        return None;
+    }
+    let age = baked
+        .baked_at
+        .as_deref()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| format!(" {} days ago", (now - at.to_utc()).num_days()))
+        .unwrap_or_default();
+    Some(format!(
+        "the baked image {image_id} holds actions/runner {}, baked{age}; {} is out, so each machine updates its runner at boot (runner-update). Bake again: GitHub stops giving jobs to a runner 30 days after the release that follows it",
+        baked.runner_version, runner.version
     ))
 }
 
@@ -1442,5 +1510,43 @@ fn choices(settings: &StartSettings) -> Vec<String> {
             }]
         }
         None => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bake_older_than_the_release_is_named_with_its_age() {
+        let id = ImageId::parse("image-id", "ami-0123456789abcdef0").unwrap();
+        let runner = |version: &str| RunnerDownload {
+            version: version.into(),
+            sha256_x64: None,
+            sha256_arm64: None,
+        };
+        let baked = |version: &str, at: Option<&str>| images::Baked {
+            runner_version: version.into(),
+            baked_at: at.map(str::to_owned),
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-08T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let note = stale_bake(
+            &id,
+            &baked("2.337.0", Some("2026-11-20T04:17:00Z")),
+            &runner("2.338.0"),
+            now,
+        )
+        .unwrap();
+        assert!(
+            note.contains("holds actions/runner 2.337.0, baked 17 days ago; 2.338.0 is out")
+                && note.contains("Bake again"),
+            "{note}"
+        );
+        assert!(stale_bake(&id, &baked("2.338.0", None), &runner("2.338.0"), now).is_none());
+        assert!(stale_bake(&id, &baked("2.339.0", None), &runner("2.338.0"), now).is_none());
+        let undated = stale_bake(&id, &baked("2.300.0", None), &runner("2.338.0"), now).unwrap();
+        assert!(undated.contains("2.300.0, baked; 2.338.0"), "{undated}");
     }
 }

@@ -110,7 +110,7 @@ impl InstanceSettings {
         // A template may supply the image and the instance type: whether it
         // does is known once it is read, before anything is launched.
         let require_image = require_image && launch_template.is_none();
-        let image = parse_image(args, require_image)?;
+        let image = parse_image(&args.image, require_image)?;
         let mut instance_types = list(&args.instance_types)
             .iter()
             .map(|t| InstanceType::parse(t))
@@ -188,16 +188,7 @@ impl InstanceSettings {
         }
         let root_device_name = present(&args.root_device_name).map(str::to_owned);
         if let Some(name) = &root_device_name {
-            if !name.starts_with("/dev/")
-                || !name[5..].bytes().all(|b| b.is_ascii_alphanumeric())
-                || name.len() <= 5
-            {
-                return Err(InvalidInput::new(
-                    "root-device-name",
-                    Some(name),
-                    "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda, or leave it empty to detect it",
-                ));
-            }
+            parse_root_device_name(name)?;
         }
         let max_lifetime = parse_duration(
             "max-lifetime",
@@ -383,7 +374,10 @@ impl ImageSource {
 /// two. A name alone is refused: anyone can publish a public AMI under any
 /// name, so only owners the user trusts may match.
 // NOTE: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/finding-an-ami.html
-fn parse_image(args: &InstanceArgs, require: bool) -> Result<Option<ImageSource>, InvalidInput> {
+pub(super) fn parse_image(
+    args: &ImageArgs,
+    require: bool,
+) -> Result<Option<ImageSource>, InvalidInput> {
     let owners = list(&args.image_owner);
     match (present(&args.image_id), present(&args.image_name)) {
         (Some(_), Some(name)) => Err(InvalidInput::new(
@@ -769,4 +763,19 @@ mod tests {
             assert_eq!(err.input, "launch-template", "{bad}");
         }
     }
+}
+
+/// A root device name: `/dev/` and letters and digits.
+pub(super) fn parse_root_device_name(name: &str) -> Result<(), InvalidInput> {
+    if !name.starts_with("/dev/")
+        || !name[5..].bytes().all(|b| b.is_ascii_alphanumeric())
+        || name.len() <= 5
+    {
+        return Err(InvalidInput::new(
+            "root-device-name",
+            Some(name),
+            "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda, or leave it empty to detect it",
+        ));
+    }
+    Ok(())
 }

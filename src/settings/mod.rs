@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalogue::{CATALOGUE_AS_OF, Requirements};
-use crate::cli::{AwsArgs, GithubArgs, InstanceArgs, StartArgs, StopArgs};
+use crate::cli::{AwsArgs, GithubArgs, ImageArgs, InstanceArgs, StartArgs, StopArgs};
 use crate::instance as machine;
 
 /// A bad input: which one, what was given, and what to do about it.
@@ -62,12 +62,14 @@ fn list(value: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+mod bake;
 mod extras;
 mod github;
 mod ids;
 mod instance;
 mod modes;
 
+pub(crate) use bake::*;
 pub(crate) use extras::*;
 pub(crate) use github::*;
 pub(crate) use ids::*;

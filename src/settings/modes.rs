@@ -127,32 +127,11 @@ impl StartSettings {
         let run = RunContext::from_env();
         let instance = InstanceSettings::from_args(&args.instance, &run, true)?;
         let github = GithubSettings::from_args(&args.github)?;
-        let runner_releases_url = match present(&args.runner_releases_url) {
-            Some(url) => {
-                let ok = url::Url::parse(url)
-                    .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
-                if !ok {
-                    return Err(InvalidInput::new(
-                        "runner-releases-url",
-                        Some(url),
-                        "not an http(s) URL; give the URL of a `latest release` answer, e.g. https://api.github.com/repos/actions/runner/releases/latest",
-                    ));
-                }
-                if instance.runner_version_pinned {
-                    return Err(InvalidInput::new(
-                        "runner-releases-url",
-                        Some(url),
-                        "has no effect with runner-version, which pins the release; remove one of them",
-                    ));
-                }
-                Some(url.to_owned())
-            }
-            None if instance.runner_version_pinned => None,
-            None => Some(format!(
-                "{}/repos/actions/runner/releases/latest",
-                github.api_url
-            )),
-        };
+        let runner_releases_url = releases_url(
+            &args.runner_releases_url,
+            instance.runner_version_pinned,
+            &github.api_url,
+        )?;
         let chosen = parse_choice(
             "market",
             &args.market,
@@ -374,14 +353,27 @@ pub(crate) struct DoctorSettings {
     pub(crate) start: Option<StartSettings>,
     /// Type for the price check.
     pub(crate) instance_type: Option<InstanceType>,
+    /// Check the bake's permissions too (`--mode bake`).
+    pub(crate) bake: bool,
 }
 
 impl DoctorSettings {
     /// Validates every input of `doctor`: with `image-id`, exactly as `start` does.
     pub(crate) fn from_args(args: &crate::cli::DoctorArgs) -> Result<Self, InvalidInput> {
+        let bake = match present(&args.mode) {
+            None | Some("start") => false,
+            Some("bake") => true,
+            Some(other) => {
+                return Err(InvalidInput::new(
+                    "mode",
+                    Some(other),
+                    "doctor checks start (the default) and, with --mode bake, the bake's permissions too",
+                ));
+            }
+        };
         let args = &args.start;
-        let start = (present(&args.instance.image_id).is_some()
-            || present(&args.instance.image_name).is_some()
+        let start = (present(&args.instance.image.image_id).is_some()
+            || present(&args.instance.image.image_name).is_some()
             || present(&args.instance.launch_template).is_some())
         .then(|| StartSettings::from_args(args))
         .transpose()?;
@@ -394,6 +386,7 @@ impl DoctorSettings {
             region: aws_region(&args.aws)?,
             start,
             instance_type,
+            bake,
         })
     }
 }
@@ -502,4 +495,36 @@ impl RerunSettings {
             dry_run: parse_bool("dry-run", &args.dry_run, false)?,
         })
     }
+}
+
+/// Where the newest actions/runner release is read: `runner-releases-url`,
+/// else GitHub's API; `None` when `runner-version` pins the release.
+pub(super) fn releases_url(
+    raw: &Option<String>,
+    pinned: bool,
+    api_url: &str,
+) -> Result<Option<String>, InvalidInput> {
+    Ok(match present(raw) {
+        Some(url) => {
+            let ok = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            if !ok {
+                return Err(InvalidInput::new(
+                    "runner-releases-url",
+                    Some(url),
+                    "not an http(s) URL; give the URL of a `latest release` answer, e.g. https://api.github.com/repos/actions/runner/releases/latest",
+                ));
+            }
+            if pinned {
+                return Err(InvalidInput::new(
+                    "runner-releases-url",
+                    Some(url),
+                    "has no effect with runner-version, which pins the release; remove one of them",
+                ));
+            }
+            Some(url.to_owned())
+        }
+        None if pinned => None,
+        None => Some(format!("{}/repos/actions/runner/releases/latest", api_url)),
+    })
 }

@@ -41,6 +41,8 @@ const START_OUTPUTS: [&str; 8] = [
 
 /// What `rerun` writes.
 const RERUN_OUTPUTS: [&str; 1] = ["rerun"];
+/// The outputs `bake` writes.
+const BAKE_OUTPUTS: [&str; 2] = ["image-id", "runner-version"];
 
 fn repo_root() -> PathBuf {
     crate::harness::repo_root()
@@ -1283,7 +1285,7 @@ fn install_script_refuses_what_it_cannot_trust_or_run() {
     );
     assert_eq!(code, 2);
     assert!(
-        stdout.contains("::error title=ec2-spot-runner::input `mode`: 'restart' is not a mode; use start, stop, cleanup or rerun"),
+        stdout.contains("::error title=ec2-spot-runner::input `mode`: 'restart' is not a mode; use start, stop, cleanup, rerun or bake"),
         "{stdout}"
     );
 }
@@ -1322,7 +1324,7 @@ fn cli_flags(mode: &str) -> BTreeSet<String> {
 fn action_yml_matches_the_cli_exactly() {
     let action = yaml(&repo_root().join("action.yml"));
     let inputs = action["inputs"].as_object().expect("inputs");
-    let modes = ["start", "stop", "cleanup", "rerun"];
+    let modes = ["start", "stop", "cleanup", "rerun", "bake"];
     let mut used_by: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for mode in modes {
         for flag in cli_flags(mode) {
@@ -1338,7 +1340,7 @@ fn action_yml_matches_the_cli_exactly() {
     let cli: BTreeSet<&str> = used_by.keys().map(String::as_str).collect();
     assert_eq!(
         declared, cli,
-        "action.yml inputs vs the options of start, stop, cleanup and rerun"
+        "action.yml inputs vs the options of start, stop, cleanup, rerun and bake"
     );
     for name in own {
         assert!(inputs.contains_key(name), "input {name}");
@@ -1393,7 +1395,11 @@ fn action_yml_matches_the_cli_exactly() {
     let names: BTreeSet<&str> = outputs.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        START_OUTPUTS.into_iter().chain(RERUN_OUTPUTS).collect()
+        START_OUTPUTS
+            .into_iter()
+            .chain(RERUN_OUTPUTS)
+            .chain(BAKE_OUTPUTS)
+            .collect()
     );
     for (name, output) in outputs {
         assert_eq!(

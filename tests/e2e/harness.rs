@@ -735,6 +735,90 @@ impl Env {
         })
     }
 
+    /// An image of a throwaway instance, named and tagged (image and
+    /// snapshot), as an earlier bake or someone else made it; the instance
+    /// is terminated again. Returns the image id.
+    pub fn create_baked_image(&self, name: &str, tags: &[(&str, &str)]) -> String {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let instance = self.create_instance(&[("purpose", "an earlier image")]);
+        let (rt, client) = self.admin_ec2();
+        let id = rt.block_on(async {
+            let tags: Vec<Tag> = tags
+                .iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                .collect();
+            let spec = |kind: ResourceType| {
+                TagSpecification::builder()
+                    .resource_type(kind)
+                    .set_tags(Some(tags.clone()))
+                    .build()
+            };
+            client
+                .create_image()
+                .instance_id(&instance)
+                .name(name)
+                .tag_specifications(spec(ResourceType::Image))
+                .tag_specifications(spec(ResourceType::Snapshot))
+                .send()
+                .await
+                .expect("create image")
+                .image_id()
+                .unwrap()
+                .to_owned()
+        });
+        self.terminate(&instance);
+        id
+    }
+
+    /// The account's own images.
+    pub fn images(&self) -> Vec<aws_sdk_ec2::types::Image> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            client
+                .describe_images()
+                .owners("self")
+                .send()
+                .await
+                .expect("describe images")
+                .images()
+                .to_vec()
+        })
+    }
+
+    /// The account's snapshots.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            client
+                .describe_snapshots()
+                .owner_ids("self")
+                .send()
+                .await
+                .expect("describe snapshots")
+                .snapshots()
+                .iter()
+                .filter_map(|s| s.snapshot_id().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// One snapshot's tags.
+    pub fn snapshot_tags(&self, id: &str) -> Vec<aws_sdk_ec2::types::Tag> {
+        let (rt, client) = self.admin_ec2();
+        rt.block_on(async {
+            client
+                .describe_snapshots()
+                .snapshot_ids(id)
+                .send()
+                .await
+                .expect("describe snapshots")
+                .snapshots()
+                .first()
+                .map(|s| s.tags().to_vec())
+                .unwrap_or_default()
+        })
+    }
+
     /// Registers a runner of the tool's (it carries the `ec2-spot-runner`
     /// label) in the stand-in (repository scope) and sets its state.
     pub fn create_runner(&self, name: &str, status: &str, busy: bool) {

@@ -3,6 +3,7 @@
 //! check in the AWS console and on GitHub.
 
 mod action;
+mod bake;
 mod cancel;
 mod doctor;
 mod extras;
