@@ -100,7 +100,7 @@ pub(crate) async fn launch(client: &Client, b: &Builder<'_>) -> Result<String, A
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Stopped {
     /// Its OS powered it off.
-    Stopped,
+    PoweredOff,
     /// It ended another way: the state, EC2's reason code and message.
     Ended(String, String, String),
     /// The deadline passed with the builder still up.
@@ -128,7 +128,7 @@ pub(crate) async fn wait_stopped(
                     let code = reason.and_then(|r| r.code()).unwrap_or_default();
                     let message = reason.and_then(|r| r.message()).unwrap_or_default();
                     match instance.state().and_then(|s| s.name()) {
-                        Some(InstanceStateName::Stopped) => return Ok(Stopped::Stopped),
+                        Some(InstanceStateName::Stopped) => return Ok(Stopped::PoweredOff),
                         Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated) => {
                             let state = instance
                                 .state()

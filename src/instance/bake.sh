@@ -4,13 +4,14 @@
 # EC2 hands this script to cloud-init as a plain user-data script, which
 # cloud-init runs once, as root, in its final stage: the builder boots
 # fully first, as every machine made from the image will. The script
-# installs the actions/runner release the bake chose into /opt/actions-runner
-# (where a start's script looks first), checked against its SHA-256 before
-# anything of it is unpacked; the runner's dependencies, by the runner's own
-# bin/installdependencies.sh; optionally Docker; the user's bake script. It
-# masks the image's package timers for good (a runner machine lives for one
-# job and its own package installs must find no lock held) and creates the
-# runner user, so a start has nothing to install.
+# first masks the image's package timers for good (a runner machine lives
+# for one job, and its own package installs must find no lock held; the
+# bake's own must not race them either), then installs the actions/runner
+# release the bake chose into /opt/actions-runner (where a start's script
+# looks first), checked against its SHA-256 before anything of it is
+# unpacked; the runner's dependencies, by the runner's own
+# bin/installdependencies.sh; optionally Docker; the user's bake script; and
+# creates the runner user, so a start has nothing to install.
 #
 # Then, once cloud-init has finished, a second process (a transient unit,
 # so that cloud-init's own bookkeeping is done before it is wiped) cleans
@@ -39,6 +40,9 @@ RUNNER_DIR=/opt/actions-runner
 RUNNER_USER=runner
 STATE_DIR=/run/ec2-spot-runner-bake
 SELF=$(readlink -f -- "$0")
+# While the bake installs: apt waits for a lock the image's own package
+# runs hold instead of failing at once (apt 1.9.11 and later read this).
+APT_WAIT=/etc/apt/apt.conf.d/90ec2-spot-runner-bake
 PACKAGE_UNITS=(apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service
 	unattended-upgrades.service dnf-makecache.timer dnf-makecache.service dnf-automatic.timer
 	dnf-automatic-install.timer packagekit.service)
@@ -172,8 +176,14 @@ prepare_user() {
 	printf '%s\n' "$RUNNER_VERSION" >"$RUNNER_DIR/.ec2-spot-runner-baked" || fail "could not mark the runner as baked"
 }
 
+# First of all, so that no package run of the image's own competes with the
+# bake's installs for the package manager's lock; a run already under way
+# is waited for (APT_WAIT).
 mask_package_timers() {
 	local units=() unit rest
+	if [ -d /etc/apt/apt.conf.d ]; then
+		printf 'DPkg::Lock::Timeout "600";\n' >"$APT_WAIT" || log "WARNING: could not write $APT_WAIT"
+	fi
 	have systemctl || return 0
 	while read -r unit rest; do
 		[ -n "$unit" ] && units+=("$unit")
@@ -200,7 +210,7 @@ finish() {
 	if [ -e /etc/machine-id ]; then
 		: >/etc/machine-id || fail "could not empty /etc/machine-id"
 	fi
-	rm -f /var/lib/dbus/machine-id /root/.bash_history /home/*/.bash_history
+	rm -f /var/lib/dbus/machine-id /root/.bash_history /home/*/.bash_history "$APT_WAIT"
 	if have journalctl; then
 		journalctl --rotate >/dev/null 2>&1
 		journalctl --vacuum-time=1s >/dev/null 2>&1
@@ -213,12 +223,12 @@ finish() {
 main() {
 	{ mkdir -p -- "$STATE_DIR" && chmod 700 -- "$STATE_DIR"; } || fail "cannot write $STATE_DIR"
 	log "bake started: runner $RUNNER_VERSION$([ -n "$INSTALL_DOCKER" ] && printf ', Docker')$([ -n "$BAKE_SCRIPT" ] && printf ', a bake script')"
+	mask_package_timers
 	install_runner
 	install_dependencies
 	install_docker
 	run_bake_script
 	prepare_user
-	mask_package_timers
 	cp -- "$0" "$STATE_DIR/bake.sh" || fail "could not keep the script for its last step"
 	if have systemd-run && [ -d /run/systemd/system ]; then
 		systemd-run --unit ec2-spot-runner-bake-finish --description "ec2-spot-runner bake: clean and power off" \

@@ -323,7 +323,7 @@ fn label_part(name: &str) -> String {
 
 async fn wait_until_stopped(client: &Client, id: &str, deadline: Instant) -> Result<(), Error> {
     match builder::wait_stopped(client, id, deadline).await? {
-        Stopped::Stopped => {
+        Stopped::PoweredOff => {
             tracing::info!(builder = %id, "the builder powered itself off");
             Ok(())
         }

@@ -698,6 +698,21 @@ pub(super) fn parse_runner_release(
         })
 }
 
+/// A root device name: `/dev/` and letters and digits.
+pub(super) fn parse_root_device_name(name: &str) -> Result<(), InvalidInput> {
+    if !name.starts_with("/dev/")
+        || !name[5..].bytes().all(|b| b.is_ascii_alphanumeric())
+        || name.len() <= 5
+    {
+        return Err(InvalidInput::new(
+            "root-device-name",
+            Some(name),
+            "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda, or leave it empty to detect it",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -763,19 +778,4 @@ mod tests {
             assert_eq!(err.input, "launch-template", "{bad}");
         }
     }
-}
-
-/// A root device name: `/dev/` and letters and digits.
-pub(super) fn parse_root_device_name(name: &str) -> Result<(), InvalidInput> {
-    if !name.starts_with("/dev/")
-        || !name[5..].bytes().all(|b| b.is_ascii_alphanumeric())
-        || name.len() <= 5
-    {
-        return Err(InvalidInput::new(
-            "root-device-name",
-            Some(name),
-            "not a device name; use the image's root device, e.g. /dev/sda1 or /dev/xvda, or leave it empty to detect it",
-        ));
-    }
-    Ok(())
 }
