@@ -36,6 +36,9 @@ const BAKE_LOG: &str = "/var/log/ec2-spot-runner-bake.log";
 #[derive(Debug, Default)]
 struct Made {
     builder: Option<String>,
+    /// A RunInstances sent and not answered: the builder's label and its
+    /// `created-at` tag, by which the undo looks for it.
+    launch_pending: Option<(String, String)>,
     image: Option<String>,
 }
 
@@ -107,9 +110,12 @@ async fn bake(
     let name = settings
         .name
         .image_name(&base.architecture, chrono::Utc::now());
+    // A launch already sent finishes (or is looked for by its tags): the
+    // builder it made must not outlive a cancel.
+    cancel.check()?;
     let builder = cancel
-        .guard(launch_builder(settings, client, &base, &name, made))
-        .await?;
+        .in_flight(launch_builder(settings, client, &base, &name, made))
+        .await??;
     tracing::info!(builder = %builder, image = %base.image_id, runner = %base.runner.version, "builder launched");
     cancel
         .guard(wait_until_stopped(client, &builder, deadline))
@@ -245,6 +251,11 @@ async fn launch_builder(
     let user_data = aws::launch::encode_user_data(&text).map_err(Error::Failed)?;
     let created_at = chrono::Utc::now();
     let tags = builder_tags(settings, name, created_at);
+    let pending = (
+        builder_label(settings),
+        created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    with(made, |m| m.launch_pending = Some(pending));
     let groups: Vec<String> = settings
         .security_group_ids
         .iter()
@@ -270,9 +281,23 @@ async fn launch_builder(
             client_token: &token,
         },
     )
-    .await?;
-    with(made, |m| m.builder = Some(id.clone()));
-    Ok(id)
+    .await;
+    with(made, |m| {
+        // An answer, even an error, settles the launch; without one, the
+        // request may still have made a builder.
+        if id.as_ref().map_or_else(|e| e.code.is_some(), |_| true) {
+            m.launch_pending = None;
+        }
+        if let Ok(id) = &id {
+            m.builder = Some(id.clone());
+        }
+    });
+    Ok(id?)
+}
+
+/// The builder's label: `bake-` and the bake name in label characters.
+fn builder_label(settings: &BakeSettings) -> String {
+    format!("bake-{}", label_part(settings.name.as_str()))
 }
 
 /// The builder's tags: managed, with the bake's name, and a max lifetime
@@ -285,10 +310,7 @@ fn builder_tags(
     let mut pairs = vec![
         ("Name".to_owned(), format!("{name} builder")),
         (tags::MANAGED.to_owned(), "true".to_owned()),
-        (
-            tags::LABEL.to_owned(),
-            format!("bake-{}", label_part(settings.name.as_str())),
-        ),
+        (tags::LABEL.to_owned(), builder_label(settings)),
         (tags::BAKE.to_owned(), settings.name.as_str().to_owned()),
         (
             tags::CREATED_AT.to_owned(),
@@ -503,15 +525,30 @@ async fn rotate(
 /// deregistered with its snapshots; what could not be removed is named in
 /// one line.
 async fn undo(client: &Client, made: &Shared, budget: Duration) {
-    let (builder, image) = with(made, |m| (m.builder.clone(), m.image.clone()));
+    let (builder, pending, image) = with(made, |m| {
+        (m.builder.clone(), m.launch_pending.clone(), m.image.clone())
+    });
     let deadline = Instant::now() + budget;
     let remaining = || deadline.saturating_duration_since(Instant::now());
     let machine = async {
-        match &builder {
-            Some(id) => {
-                instances::terminate_launched(client, std::slice::from_ref(id), remaining()).await
+        let mut ids: Vec<String> = builder.iter().cloned().collect();
+        if let Some((label, created_at)) = &pending {
+            // A launch without an answer: its builder, if it made one,
+            // carries the label and this launch's creation time.
+            let search = instances::find_managed(client, Some(label));
+            if let Ok(Ok(found)) = tokio::time::timeout(remaining(), search).await {
+                ids.extend(
+                    found
+                        .iter()
+                        .filter(|i| tags::value(i.tags(), tags::CREATED_AT) == Some(created_at))
+                        .filter_map(|i| i.instance_id().map(str::to_owned)),
+                );
             }
-            None => Vec::new(),
+        }
+        if ids.is_empty() {
+            Vec::new()
+        } else {
+            instances::terminate_launched(client, &ids, remaining()).await
         }
     };
     let picture = async {
@@ -540,7 +577,7 @@ async fn undo(client: &Client, made: &Shared, budget: Duration) {
     let (mut left, images_left) = tokio::join!(machine, picture);
     left.extend(images_left);
     if left.is_empty() {
-        if builder.is_some() || image.is_some() {
+        if builder.is_some() || pending.is_some() || image.is_some() {
             tracing::info!(
                 builder = builder.as_deref().unwrap_or("-"),
                 image = image.as_deref().unwrap_or("-"),

@@ -507,3 +507,46 @@ fn doctor_with_mode_bake_names_each_missing_bake_permission() {
         run.stdout
     );
 }
+
+#[test]
+fn a_bake_cancelled_while_its_launch_is_unanswered_finds_its_builder_by_tag() {
+    let env = Env::start();
+    // EC2 launched the builder, but its answer never arrives in time.
+    env.faults(json!([{"action": "RunInstances", "drop_response": true, "delay_ms": 20000}]));
+    let mut cmd = env.command(&["bake"]);
+    for (k, v) in env.app_env() {
+        cmd.env(k, v);
+    }
+    cmd.env("INPUT_IMAGE_ID", AMI);
+    let child = cmd.spawn().unwrap();
+    let began = Instant::now();
+    while !env
+        .live_instances()
+        .iter()
+        .any(|i| crate::harness::tag(i, "ec2-spot-runner:bake").is_some())
+    {
+        assert!(began.elapsed() < Duration::from_secs(60), "no builder");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        took < Duration::from_millis(7500),
+        "inside the SIGINT window: {took:?}"
+    );
+    assert!(
+        env.live_instances().is_empty(),
+        "the builder is terminated:\n{text}"
+    );
+}
