@@ -155,7 +155,7 @@ install_docker() {
 	else
 		fail "no apt-get, dnf or zypper to install Docker with"
 	fi
-	if have systemctl; then
+	if [ -d /run/systemd/system ] && have systemctl; then
 		systemctl enable docker.service >/dev/null 2>&1 || log "WARNING: could not enable docker.service"
 	fi
 }
@@ -184,7 +184,7 @@ mask_package_timers() {
 	if [ -d /etc/apt/apt.conf.d ]; then
 		printf 'DPkg::Lock::Timeout "600";\n' >"$APT_WAIT" || log "WARNING: could not write $APT_WAIT"
 	fi
-	have systemctl || return 0
+	[ -d /run/systemd/system ] && have systemctl || return 0
 	while read -r unit rest; do
 		[ -n "$unit" ] && units+=("$unit")
 	done < <(systemctl list-unit-files --no-legend -- "${PACKAGE_UNITS[@]}" 2>/dev/null)
