@@ -188,4 +188,76 @@ mod tests {
         );
         assert_eq!(verdict(""), Verdict::Missing);
     }
+
+    fn repo() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Runs the rendered script in the sandbox (testenv/sandbox/bake.py):
+    /// unmodified, as root, in private namespaces, with stubs only for the
+    /// power-off and the download.
+    #[test]
+    fn sandbox_scenarios() {
+        let harness = repo().join("testenv/sandbox/bake.py");
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n");
+        let have = |p: &str| Command::new(p).arg("--version").output().is_ok();
+        if !is_root || !have("unshare") || !have("python3") {
+            eprintln!("note: the bake's sandbox scenarios need root, unshare and python3; skipped");
+            return;
+        }
+        let base = std::env::temp_dir().join(format!("ec2sr-bake-sandbox-{}", std::process::id()));
+        let mut failures = Vec::new();
+        for (name, script, good_sum) in [
+            ("bake-ok", Some("touch /opt/baked-by-script"), true),
+            ("bake-bad-checksum", None, false),
+            ("bake-script-fails", Some("exit 3"), true),
+        ] {
+            let dir = base.join(name);
+            let out = Command::new("python3")
+                .arg(&harness)
+                .args(["settings", "--out"])
+                .arg(&dir)
+                .output()
+                .expect("bake.py settings");
+            let values: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("settings JSON");
+            let sum = if good_sum {
+                values["sha256"].as_str().unwrap().to_owned()
+            } else {
+                "0".repeat(64)
+            };
+            let text = user_data(&BakeScript {
+                runner_version: values["runner_version"].as_str().unwrap(),
+                sha256_x64: &sum,
+                sha256_arm64: &sum,
+                download_url: values["download_url"].as_str().unwrap(),
+                docker: false,
+                script,
+                log_file: "/var/log/ec2-spot-runner-bake.log",
+            });
+            let path = dir.join("bake.sh");
+            std::fs::write(&path, text).unwrap();
+            let run = Command::new("python3")
+                .arg(&harness)
+                .arg("--script")
+                .arg(&path)
+                .args(["--scenario", name, "--out"])
+                .arg(&dir)
+                .output()
+                .expect("bake.py");
+            if !run.status.success() {
+                failures.push(format!(
+                    "{name}: {}{} (details in {})",
+                    String::from_utf8_lossy(&run.stdout),
+                    String::from_utf8_lossy(&run.stderr),
+                    dir.display()
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

@@ -290,7 +290,7 @@ def free_port() -> int:
             return port
 
 
-def parse_settings(script: str) -> dict:
+def parse_settings(script: str, names=None) -> dict:
     """Reads the `readonly NAME='...'` lines back, strictly: only the
     renderer's own quoting ('...' pieces joined by \\') is accepted, and no
     shell ever evaluates them here."""
@@ -308,7 +308,7 @@ def parse_settings(script: str) -> dict:
             else:
                 raise HarnessError(f"setting {name}: unexpected {script[i]!r} outside quotes")
         settings[name] = "".join(value)
-    missing = set(render.NAMES) - set(settings)
+    missing = set(render.NAMES if names is None else names) - set(settings)
     if missing:
         raise HarnessError(f"script lacks settings {sorted(missing)}")
     return settings
