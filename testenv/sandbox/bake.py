@@ -25,10 +25,7 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -94,10 +91,6 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float) -> dict:
     state = run.host_path(root, run.STATE)
     dl_state = {"requests": [], "tarball": tarball}
     server = run.Server(run.download_handler(dl_state), port)
-    proc = None
-    ns = ns_fd = None
-    timed_out = False
-    leftovers = []
     try:
         binds = [[str(root / d), "/" + d] for d in ("etc", "opt", "home", "var/log", "var/lib", "run", "tmp", "root")]
         binds.append([str(root / "console"), "/dev/console"])
@@ -109,38 +102,8 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float) -> dict:
             "env": {"PATH": f"{run.STATE}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "LANG": "C.UTF-8"},
         }
-        (out / "nsinit.json").write_text(json.dumps(cfg, indent=1))
-        with open(out / "nsinit.log", "wb") as log:
-            proc = subprocess.Popen(
-                ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
-                 sys.executable, str(run.NSINIT), str(out / "nsinit.json")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                preexec_fn=run._die_with_parent)
-        ns, ns_fd = run.pin_namespace(proc.pid, time.time() + 5)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        timed_out, leftovers, _ = run.run_namespace(out, cfg, timeout)
     finally:
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        if ns:
-            for _ in range(50):
-                leftovers = run.processes_in(ns)
-                if not leftovers:
-                    break
-                for pid in leftovers:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.05)
-        if ns_fd is not None:
-            os.close(ns_fd)
         server.stop()
     return check(name, root, state, values, dl_state, timed_out, leftovers)
 

@@ -530,10 +530,6 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
     imds_state = {"tokens": set(), "requests": [], "spot_after": spec["spot_after"], "start": time.time()}
     dl_state = {"requests": [], "tarball": tarball}
     servers = []
-    proc = None
-    ns = ns_fd = None
-    timed_out = False
-    leftovers = []
     try:
         servers.append(Server(download_handler(dl_state), int(m.group(1))))
         imds = Server(imds_handler(imds_state), 0)
@@ -565,8 +561,29 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
                 "LANG": "C.UTF-8",
             },
         }
-        (out / "nsinit.json").write_text(json.dumps(cfg, indent=1))
         imds_state["start"] = time.time()
+        timed_out, leftovers, ns_found = run_namespace(out, cfg, timeout)
+    finally:
+        for server in servers:
+            server.stop()
+
+    result = collect(name, spec, settings, root, state_dir, imds_state, dl_state, timed_out,
+                     leftovers, pwned_before, ns_found)
+    (out / "result.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    return result
+
+
+def run_namespace(out: Path, cfg: dict, timeout: float):
+    """Runs nsinit.py with `cfg` as PID 1 of new mount and PID namespaces,
+    up to `timeout` seconds; then ends the namespace (its PID 1 takes every
+    process with it) and makes sure nothing of it is left. Returns
+    (timed out, pids that had to be killed, whether the namespace was seen)."""
+    (out / "nsinit.json").write_text(json.dumps(cfg, indent=1))
+    proc = None
+    ns = ns_fd = None
+    timed_out = False
+    leftovers = []
+    try:
         with open(out / "nsinit.log", "wb") as log:
             proc = subprocess.Popen(
                 ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
@@ -579,8 +596,6 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
         except subprocess.TimeoutExpired:
             timed_out = True
     finally:
-        # Whatever happened: end the namespace (its PID 1 takes every process
-        # with it), then make sure nothing of it is left.
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -600,13 +615,7 @@ def run_scenario(script: Path, name: str, out: Path, timeout: float, pad_mb: int
                 time.sleep(0.05)
         if ns_fd is not None:
             os.close(ns_fd)
-        for server in servers:
-            server.stop()
-
-    result = collect(name, spec, settings, root, state_dir, imds_state, dl_state, timed_out,
-                     leftovers, pwned_before, ns is not None)
-    (out / "result.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    return result
+    return timed_out, leftovers, ns is not None
 
 
 def _die_with_parent():

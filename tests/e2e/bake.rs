@@ -376,23 +376,7 @@ fn a_bake_cancelled_while_its_image_is_pending_leaves_no_image_and_no_builder() 
         .iter()
         .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
         .collect();
-    let signalled = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let took = signalled.elapsed();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        took < Duration::from_millis(7500),
-        "inside the SIGINT window: {took:?}"
-    );
+    let (_, text) = crate::harness::sigint_inside_the_window(child);
     assert!(
         image(&env, &image_id).is_none(),
         "the half-made image is deregistered\n{text}"
@@ -528,23 +512,7 @@ fn a_bake_cancelled_while_its_launch_is_unanswered_finds_its_builder_by_tag() {
         assert!(began.elapsed() < Duration::from_secs(60), "no builder");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let signalled = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let took = signalled.elapsed();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        took < Duration::from_millis(7500),
-        "inside the SIGINT window: {took:?}"
-    );
+    let (_, text) = crate::harness::sigint_inside_the_window(child);
     assert!(
         env.live_instances().is_empty(),
         "the builder is terminated:\n{text}"

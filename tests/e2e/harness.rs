@@ -1018,6 +1018,30 @@ fn rand_u64() -> u64 {
 }
 
 /// Parses a `GITHUB_OUTPUT` file in the heredoc form (and `name=value` lines).
+/// SIGINT to a running step, as the runner cancels it; asserts that it
+/// exits with 1 inside the runner's 7.5 s window, and returns how long it
+/// took and everything it printed.
+pub fn sigint_inside_the_window(child: std::process::Child) -> (Duration, String) {
+    let signalled = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        took < Duration::from_millis(7500),
+        "inside the SIGINT window: {took:?}"
+    );
+    (took, text)
+}
+
 pub fn parse_outputs(text: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut lines = text.lines();

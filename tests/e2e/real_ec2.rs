@@ -264,23 +264,7 @@ fn a_cancelled_start_names_what_it_could_not_confirm_and_stop_finishes_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let launched = Instant::now();
-    let signalled = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let took = signalled.elapsed();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        took < Duration::from_millis(7500),
-        "inside the SIGINT window: {took:?}"
-    );
+    let (took, text) = crate::harness::sigint_inside_the_window(child);
     let outputs = crate::harness::parse_outputs(
         &std::fs::read_to_string(env.dir.path().join("cancel-output")).unwrap(),
     );
